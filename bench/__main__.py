@@ -1,0 +1,130 @@
+"""``python3 -m bench [--runs N] [--quick] ...``: run every scenario against Patroni and pg_ha,
+alternating, and write docs/BENCHMARKS.md. Meant to be started by bench/run.sh as root."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.harness.common import REPO, package_path
+from tests.harness.etcd import EtcdServer
+
+from . import machine, probes, report
+from .kinds import Kind, patroni_kind, pg_ha_kind
+from .registry import Registry
+from .scenarios import Cycle, Results, Settings, save
+
+DEFAULT_VENV = Path("/var/lib/elephant-bench/patroni-venv")
+LOAD_WARNING = 0.5  # 1-minute load average per core above which the numbers are flagged
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__)
+    p.add_argument("--runs", type=int, help="runs per daemon (default 3, --quick: 1)")
+    p.add_argument("--quick", action="store_true", help="1 run each, short windows (CI smoke run)")
+    p.add_argument("--patroni-venv", type=Path, default=DEFAULT_VENV, help=f"default {DEFAULT_VENV}")
+    p.add_argument("--output", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
+    p.add_argument("--logs-dir", type=Path, help="default /var/tmp/elephant-bench/<timestamp>")
+    p.add_argument("--only", choices=("patroni", "pg_ha"), help="run one daemon only (development)")
+    p.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
+    p.add_argument("--from-json", type=Path, help="only render the report from a saved results.json")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, logs_dir: Path) -> Settings:
+    if args.quick:
+        return Settings(runs=args.runs or 1, quick=True, idle_window=20, settle=3, rest_requests=500,
+                        rest_budget=8, ctl_repeats=3, logs_dir=logs_dir)
+    return Settings(runs=args.runs or 3, quick=False, idle_window=60, settle=5, rest_requests=2000,
+                    rest_budget=20, ctl_repeats=5, logs_dir=logs_dir)
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def load_notes(before: tuple[float, ...], after: tuple[float, ...]) -> list[str]:
+    cores = os.cpu_count() or 1
+    worst = max(before[0], after[0], before[1], after[1])
+    if worst / cores <= LOAD_WARNING:
+        return []
+    return [f"The machine was not quiet: load average up to {worst:.2f} on {cores} cores during the run "
+            "(other work was running). Timings are inflated and noisy; regenerate on a quiet machine."]
+
+
+def run(args: argparse.Namespace) -> int:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    logs_dir = args.logs_dir or Path("/var/tmp/elephant-bench") / stamp
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings_from(args, logs_dir)
+    registry = Registry(Path(os.environ.get("BENCH_REGISTRY") or logs_dir / "registry"))
+    kinds: list[Kind] = []
+    if args.only != "pg_ha":
+        kinds.append(patroni_kind(args.patroni_venv))
+    if args.only != "patroni":
+        kinds.append(pg_ha_kind())
+    results = Results()
+    started = time.monotonic()
+    load_before = probes.loadavg()
+    doc: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"), "facts": machine.facts(kinds),
+                           "settings": {k: (str(v) if isinstance(v, Path) else v)
+                                        for k, v in settings.__dict__.items()}}
+    print(f"bench: logs in {logs_dir}; {settings.runs} run(s) of {', '.join(k.title for k in kinds)}", flush=True)
+    registry.add_temp_dir(package_path())
+    etcd = EtcdServer(base_dir=Path(tempfile.mkdtemp(prefix="bench_etcd_")))
+    registry.add_temp_dir(etcd.base_dir)
+    try:
+        etcd.start()
+        assert etcd.pid is not None
+        registry.add_process(etcd.pid, "etcd")
+        for run_no in range(1, settings.runs + 1):
+            order = kinds if run_no % 2 else list(reversed(kinds))
+            for kind in order:
+                Cycle(kind, run_no, settings, etcd, registry, results).run_all()
+                save(results, logs_dir / "results.json", doc)
+    finally:
+        etcd.cleanup()
+        for what in registry.cleanup():
+            print(f"bench: ended leftover {what}", file=sys.stderr)
+    load_after = probes.loadavg()
+    doc.update(load_before=load_before, load_after=load_after, duration_min=(time.monotonic() - started) / 60,
+               notes=[*args.note, *load_notes(load_before, load_after)])
+    save(results, logs_dir / "results.json", doc)
+    write_report(json.loads((logs_dir / "results.json").read_text()), args.output)
+    print(f"bench: wrote {args.output}; logs and results.json in {logs_dir}", flush=True)
+    return 0
+
+
+def write_report(doc: dict[str, Any], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report.render(doc))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        doc = json.loads(args.from_json.read_text())
+        doc["notes"] = [*doc.get("notes", []), *args.note]
+        write_report(doc, args.output)
+        print(f"bench: wrote {args.output}")
+        return 0
+    if os.geteuid() != 0:
+        print("bench: run as root (it starts PostgreSQL as user postgres); use bash bench/run.sh", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGHUP, on_sigterm)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started has been stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers for the testinfra checks of the molecule scenarios (run on the podman hosts)."""
+import json
+import time
+
+import pytest
+
+SUPERUSER_PASSWORD = "molecule-superuser"
+HOSTS = {"node1": "10.89.77.11", "node2": "10.89.77.12", "node3": "10.89.77.13"}
+NOFAILOVER = "node3"
+
+
+def api_get(host, path):
+    """GET a REST API path on the host's own daemon: (status, parsed JSON or text)."""
+    script = (
+        "import http.client\n"
+        "c=http.client.HTTPConnection('127.0.0.1',8008,timeout=5)\n"
+        f"c.request('GET','{path}')\n"
+        "r=c.getresponse()\n"
+        "print(r.status); print(r.read().decode())\n"
+    )
+    out = host.check_output("python3 -c %s", script)
+    status, body = out.split("\n", 1)
+    try:
+        return int(status), json.loads(body)
+    except ValueError:
+        return int(status), body
+
+
+def psql(host, port, sql, user="postgres"):
+    """Run SQL through HAProxy on the host (127.0.0.1:port); the result's stdout, stripped."""
+    cmd = host.run("PGPASSWORD=%s PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p %s -U %s -d postgres -XAtqc %s",
+                   SUPERUSER_PASSWORD, str(port), user, sql)
+    return cmd
+
+
+def wait_for(predicate, timeout, interval=1.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what} not reached within {timeout}s (last: {last!r})")

@@ -1,0 +1,290 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HTTP(S) glue of the REST API: a threading server on a daemon thread.
+
+Routing is routes.resolve(), the answers come from handlers.dispatch(); this module
+only reads requests, checks access of the unsafe methods and writes responses.
+Bad input never yields a 500: an unexpected exception becomes a one-line 500, is
+logged, and the server keeps serving.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .. import __version__
+from ..dcs.base import DCSError
+from ..settings import RestApiSettings
+from .access import REALM, address_allowed, build_allowlist, check_basic_auth
+from .backend import ApiBackend
+from .handlers import dispatch
+from .messages import ApiError, Request, Response
+from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may stay silent
+HANDSHAKE_TIMEOUT = 10.0
+VERIFY_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def make_ssl_context(settings: RestApiSettings) -> ssl.SSLContext | None:
+    """Server TLS context of restapi.certfile/keyfile/cafile/verify_client, or None (plain HTTP)."""
+    if not settings.certfile:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.certfile, settings.keyfile or None)
+    mode_name = (settings.verify_client or "none").lower()
+    if mode_name not in VERIFY_MODES:
+        raise ValueError(f"restapi.verify_client must be none, optional or required, not {mode_name!r}")
+    if settings.cafile:
+        context.load_verify_locations(settings.cafile)
+    elif mode_name != "none":
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    context.verify_mode = VERIFY_MODES[mode_name]
+    return context
+
+
+def listen_candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:
+    """(family, address) to try binding, best first; '' and '*' mean every address."""
+    if host in ("", "*"):
+        candidates = [(socket.AF_INET6, "::")] if socket.has_ipv6 else []
+        return candidates + [(socket.AF_INET, "0.0.0.0")]
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except OSError as exc:
+        raise OSError(f"cannot resolve the REST API listen address {host}: {exc}") from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return [(info[0], str(info[4][0])) for info in infos]
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, family: socket.AddressFamily, address: tuple[str, int],
+                 api: RestApiServer, context: ssl.SSLContext | None) -> None:
+        self.address_family = family
+        self.api = api
+        self.ssl_context = context
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # TCPServer.server_bind without HTTPServer's reverse DNS lookup (getfqdn).
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            try:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
+            except OSError:
+                pass
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = self.socket.accept()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            if isinstance(request, ssl.SSLSocket):
+                try:
+                    request.settimeout(HANDSHAKE_TIMEOUT)
+                    request.do_handshake()
+                except (OSError, ValueError) as exc:
+                    logger.debug("REST API: TLS handshake with %s failed: %s", client_address[0], exc)
+                    self.shutdown_request(request)
+                    return
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("REST API: connection from %s ended with an error", client_address[0], exc_info=True)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY a kept-alive client waits
+    # ~40 ms for every answer (delayed ACK)
+    disable_nagle_algorithm = True
+    server_version = f"pg_ha/{__version__}"
+    timeout = IDLE_TIMEOUT
+    error_message_format = "%(message)s\n"  # malformed requests: one line of text, not HTML
+    error_content_type = "text/plain; charset=utf-8"
+    server: _HttpServer
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("REST API %s: %s", self.client_address[0], format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_OPTIONS = do_PATCH = do_PUT = do_POST = do_DELETE = do_GET
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise ApiError(411, "Content-Length is required (chunked bodies are not supported)")
+        length_text = self.headers.get("Content-Length")
+        if not length_text:
+            return b""
+        try:
+            length = int(length_text)
+            if length < 0:
+                raise ValueError(length_text)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, f"invalid Content-Length: {length_text}") from None
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise ApiError(413, f"request body larger than {MAX_BODY} bytes")
+        return self.rfile.read(length)
+
+    def _respond(self, method: str, path: str, query: dict[str, str]) -> Response:
+        raw = self._read_body()
+        route = resolve(method, path)
+        if route == 404:
+            return Response(404, f"unknown path: {path}")
+        if route == 405:
+            allowed = ", ".join(allowed_methods(path))
+            return Response(405, f"method {method} is not allowed on {path}", headers={"Allow": allowed})
+        denied = self.server.api.access_denied(self) if method in UNSAFE_METHODS else None
+        if denied is not None:
+            return denied
+        body = None
+        if raw.strip() and method in UNSAFE_METHODS:
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        return dispatch(self.server.api.backend, str(route), Request(method, path, query, body))
+
+    def _handle(self) -> None:
+        method = self.command.upper()
+        parts = urlsplit(self.path)
+        path = normalize_path(parts.path)
+        query = {key: values[0] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        try:
+            response = self._respond(method, path, query)
+        except ApiError as exc:
+            response = Response(exc.code, exc.message)
+        except DCSError as exc:
+            response = Response(503, f"DCS error: {exc}".replace("\n", " "))
+        except Exception as exc:  # noqa: BLE001 - answer and keep serving
+            logger.exception("REST API: %s %s failed", method, path)
+            response = Response(500, f"internal error: {type(exc).__name__}: {exc}".replace("\n", " "))
+        self._send(method, response)
+
+    def _send(self, method: str, response: Response) -> None:
+        payload, content_type = response.payload()
+        if method == "OPTIONS":
+            payload, content_type = b"", None
+        self.send_response(response.code)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if method != "HEAD" and payload:
+            self.wfile.write(payload)
+
+
+class RestApiServer:
+    """The daemon's REST API: ``start()`` listens on a daemon thread, ``stop()`` closes."""
+
+    def __init__(self, backend: ApiBackend, settings: RestApiSettings, poll_interval: float = 0.5) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.poll_interval = poll_interval  # how fast stop() is noticed by the accept loop
+        self._allowlist = build_allowlist(settings.allowlist)
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (useful with listen_port 0), else the configured one."""
+        if self._httpd is not None:
+            return int(self._httpd.server_address[1])
+        return self.settings.listen_port
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        context = make_ssl_context(self.settings)
+        last_error: OSError | None = None
+        for family, host in listen_candidates(self.settings.listen_host, self.settings.listen_port):
+            try:
+                self._httpd = _HttpServer(family, (host, self.settings.listen_port), self, context)
+                break
+            except OSError as exc:
+                last_error = exc
+        if self._httpd is None:
+            raise OSError(f"cannot listen on {self.settings.listen_host}:{self.settings.listen_port}:"
+                          f" {last_error}")
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": self.poll_interval},
+                                        name="pg_ha-restapi", daemon=True)
+        self._thread.start()
+        logger.info("REST API listening on %s:%s", self.settings.listen_host, self.port)
+
+    def stop(self) -> None:
+        """Stop accepting, close the listener and the open connections."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        if thread is not None and thread.is_alive():
+            httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def access_denied(self, handler: BaseHTTPRequestHandler) -> Response | None:
+        """None when the unsafe request may proceed, else the 403/401 answer."""
+        if not address_allowed(str(handler.client_address[0]), self._allowlist):
+            return Response(403, "Access is denied")
+        connection = handler.connection
+        if isinstance(connection, ssl.SSLSocket) and connection.context.verify_mode != ssl.CERT_NONE \
+                and not connection.getpeercert():
+            return Response(403, "client certificate required")
+        reason = check_basic_auth(handler.headers.get("Authorization"), self.settings.username,
+                                  self.settings.password)
+        if reason:
+            return Response(401, reason, headers={"WWW-Authenticate": REALM})
+        return None

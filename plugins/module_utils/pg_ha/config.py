@@ -1,0 +1,443 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Local YAML (Patroni's schema) + PATRONI_*/PG_HA_* environment -> one validated Config.
+
+The dynamic (cluster-wide) layer is `bootstrap.dcs` until the DCS `config` key exists;
+:func:`dynamic_from` turns either into DynamicSettings. Errors are one line naming the key.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any
+
+from .settings import (
+    DYNAMIC_DEFAULTS,
+    Auth,
+    Config,
+    DcsSettings,
+    DynamicSettings,
+    PostgresqlSettings,
+    RestApiSettings,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: refuse to start (exit code 2) with this one line."""
+
+
+KNOWN_KEYS: dict[str, Any] = {
+    "scope": None, "name": None, "namespace": None,
+    "restapi": {"listen", "connect_address", "authentication", "certfile", "keyfile", "keyfile_password",
+                "cafile", "ciphers", "verify_client", "allowlist", "allowlist_include_members",
+                "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens"},
+    "etcd": None, "etcd3": None, "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
+                                                "post_init", "users"},
+    "postgresql": None, "watchdog": {"mode", "device", "safety_margin", "driver"}, "tags": None,
+    "log": None, "ctl": None, "citus": None, "vip": None, "failsafe": None,
+}
+KNOWN_DCS = ("etcd3", "etcd")
+UNSUPPORTED_DCS = ("zookeeper", "consul", "kubernetes", "exhibitor", "raft")
+ETCD_KEYS = {"host", "hosts", "url", "proxy", "srv", "srv_suffix", "protocol", "username", "password",
+             "cacert", "cert", "key", "retry_timeout", "use_proxies"}
+POSTGRESQL_KEYS = {"listen", "connect_address", "proxy_address", "data_dir", "bin_dir", "bin_name",
+                   "config_dir", "pgpass", "authentication", "parameters", "pg_hba", "pg_ident",
+                   "create_replica_methods", "basebackup", "callbacks", "use_pg_rewind", "use_slots",
+                   "use_unix_socket", "use_unix_socket_repl", "remove_data_directory_on_rewind_failure",
+                   "remove_data_directory_on_diverged_timelines", "pg_ctl_timeout", "recovery_conf",
+                   "custom_conf", "pre_promote", "before_stop", "retry_timeout"}
+
+
+# -- environment --------------------------------------------------------------
+_ENV_PATHS: dict[str, tuple[str, ...]] = {
+    "NAME": ("name",), "SCOPE": ("scope",), "NAMESPACE": ("namespace",),
+    "RESTAPI_LISTEN": ("restapi", "listen"), "RESTAPI_CONNECT_ADDRESS": ("restapi", "connect_address"),
+    "RESTAPI_USERNAME": ("restapi", "authentication", "username"),
+    "RESTAPI_PASSWORD": ("restapi", "authentication", "password"),
+    "RESTAPI_CERTFILE": ("restapi", "certfile"), "RESTAPI_KEYFILE": ("restapi", "keyfile"),
+    "RESTAPI_CAFILE": ("restapi", "cafile"), "RESTAPI_VERIFY_CLIENT": ("restapi", "verify_client"),
+    "RESTAPI_ALLOWLIST": ("restapi", "allowlist"),
+    "POSTGRESQL_LISTEN": ("postgresql", "listen"),
+    "POSTGRESQL_CONNECT_ADDRESS": ("postgresql", "connect_address"),
+    "POSTGRESQL_DATA_DIR": ("postgresql", "data_dir"), "POSTGRESQL_BIN_DIR": ("postgresql", "bin_dir"),
+    "POSTGRESQL_PGPASS": ("postgresql", "pgpass"),
+    "SUPERUSER_USERNAME": ("postgresql", "authentication", "superuser", "username"),
+    "SUPERUSER_PASSWORD": ("postgresql", "authentication", "superuser", "password"),
+    "REPLICATION_USERNAME": ("postgresql", "authentication", "replication", "username"),
+    "REPLICATION_PASSWORD": ("postgresql", "authentication", "replication", "password"),
+    "REWIND_USERNAME": ("postgresql", "authentication", "rewind", "username"),
+    "REWIND_PASSWORD": ("postgresql", "authentication", "rewind", "password"),
+    "LOG_LEVEL": ("log", "level"), "LOG_DIR": ("log", "dir"),
+}
+for _dcs in KNOWN_DCS:
+    for _key in ("HOST", "HOSTS", "URL", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY"):
+        _ENV_PATHS[f"{_dcs.upper()}_{_key}"] = (_dcs, _key.lower())
+
+
+def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """PATRONI_X (Patroni's spelling) or PG_HA_X override the file; PG_HA_ wins."""
+    environ = dict(os.environ if environ is None else environ)
+    result = copy.deepcopy(raw)
+    for suffix, path in _ENV_PATHS.items():
+        for prefix in ("PATRONI_", "PG_HA_"):
+            value = environ.get(prefix + suffix)
+            if value is None:
+                continue
+            node = result
+            for part in path[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[path[-1]] = value
+    return result
+
+
+# -- small validators -----------------------------------------------------------
+def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    if isinstance(value, bool) and kind in (int, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _int(value: Any, key: str, minimum: int | None = None) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    _expect(value, int, key)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _duration(value: Any, key: str) -> int:
+    """Seconds from 30, '30', '30s', '30min', '2h', '1d'."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for suffix, factor in (("min", 60), ("ms", 0), ("s", 1), ("h", 3600), ("d", 86400)):
+            if text.endswith(suffix) and text[:-len(suffix)].strip().isdigit():
+                if factor == 0:
+                    raise ConfigError(f"{key}: expected seconds or more, got {value!r}")
+                return int(text[:-len(suffix)]) * factor
+    return _int(value, key, 0)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("on", "true", "yes", "1", "off", "false", "no", "0"):
+        return value.lower() in ("on", "true", "yes", "1")
+    raise ConfigError(f"{key}: expected a boolean, got {value!r}")
+
+
+def _str(value: Any, key: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _expect(value, str, key)
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    return _expect(value, dict, key)
+
+
+def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
+    value = _str(value, key).strip()
+    if value.startswith("[") and "]" in value:  # [::1]:5432
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.lstrip(":")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, ""
+    if not host:
+        raise ConfigError(f"{key}: missing host in {value!r}")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ConfigError(f"{key}: invalid port in {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key}: port out of range in {value!r}")
+    return host, port
+
+
+def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
+    if ttl < loop_wait + 2 * retry_timeout:
+        raise ConfigError(
+            f"{where}.ttl: ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout "
+            f"({retry_timeout}) = {loop_wait + 2 * retry_timeout}")
+
+
+def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicSettings:
+    """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    merged = merge_dicts(DYNAMIC_DEFAULTS, data)
+    ttl = _int(merged["ttl"], f"{where}.ttl", 1)
+    loop_wait = _int(merged["loop_wait"], f"{where}.loop_wait", 1)
+    retry_timeout = _int(merged["retry_timeout"], f"{where}.retry_timeout", 1)
+    validate_timing(ttl, loop_wait, retry_timeout, where)
+    pg = merged.get("postgresql") or {}
+    _expect(pg, dict, f"{where}.postgresql")
+    params = pg.get("parameters") or {}
+    _expect(params, dict, f"{where}.postgresql.parameters")
+    sync_mode = merged["synchronous_mode"]
+    if isinstance(sync_mode, str) and sync_mode.lower() == "quorum":
+        raise ConfigError(f"{where}.synchronous_mode: quorum is not supported yet (use on/off)")
+    slots = merged.get("slots") or {}
+    _expect(slots, dict, f"{where}.slots")
+    for name, slot in slots.items():
+        key = f"{where}.slots.{name}"
+        _expect(slot, dict, key)
+        kind = slot.get("type", "physical")
+        if kind not in ("physical", "logical"):
+            raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
+        if kind == "logical" and not (slot.get("database") and slot.get("plugin")):
+            raise ConfigError(f"{key}: a logical slot needs database and plugin")
+    return DynamicSettings(
+        member_slots_ttl=_duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
+        slots=dict(slots),
+        synchronous_mode=_bool(sync_mode, f"{where}.synchronous_mode"),
+        synchronous_mode_strict=_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
+        synchronous_node_count=_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1),
+        ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
+        maximum_lag_on_failover=_int(merged["maximum_lag_on_failover"],
+                                     f"{where}.maximum_lag_on_failover", 0),
+        master_start_timeout=_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
+                                  f"{where}.primary_start_timeout", 0),
+        check_timeline=_bool(merged["check_timeline"], f"{where}.check_timeline"),
+        pause=_bool(merged["pause"], f"{where}.pause"),
+        use_pg_rewind=_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
+        use_slots=_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),
+        parameters=dict(params),
+        raw=data,
+    )
+
+
+def merge_dicts(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``base`` with ``override`` merged into it recursively; a key whose
+    override value is None is removed (at any depth). Neither argument is modified."""
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            result[key] = merge_dicts(current if isinstance(current, dict) else {}, value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+# -- sections -------------------------------------------------------------------
+def _warn_unknown(section: dict[str, Any], known: set[str], where: str, warnings: list[str]) -> None:
+    for key in section:
+        if key not in known:
+            warnings.append(f"unknown configuration key {where}.{key} (ignored)")
+
+
+def _dcs(raw: dict[str, Any], warnings: list[str]) -> DcsSettings:
+    present = [k for k in KNOWN_DCS if k in raw]
+    unsupported = [k for k in UNSUPPORTED_DCS if k in raw]
+    if not present:
+        if unsupported:
+            raise ConfigError(f"{unsupported[0]}: DCS not supported by pg_ha (use etcd3 or etcd)")
+        raise ConfigError("etcd3: no DCS configured (need an etcd3: or etcd: section)")
+    if len(present) > 1:
+        raise ConfigError(f"{present[1]}: more than one DCS configured ({', '.join(present)})")
+    kind = present[0]
+    section = _section(raw, kind)
+    _warn_unknown(section, ETCD_KEYS, kind, warnings)
+    protocol = _str(section.get("protocol", "http"), f"{kind}.protocol")
+    if protocol not in ("http", "https"):
+        raise ConfigError(f"{kind}.protocol: expected http or https, got {protocol!r}")
+    hosts: list[str] = []
+    if "hosts" in section:
+        value = section["hosts"]
+        items = value.split(",") if isinstance(value, str) else _expect(value, list, f"{kind}.hosts")
+        hosts = [str(h).strip() for h in items if str(h).strip()]
+    elif "host" in section:
+        hosts = [_str(section["host"], f"{kind}.host")]
+    elif "url" in section:
+        hosts = [_str(section["url"], f"{kind}.url")]
+    else:
+        raise ConfigError(f"{kind}.hosts: no etcd endpoint configured (host, hosts or url)")
+    clean = []
+    for item in hosts:
+        if "://" in item:
+            scheme, _, item = item.partition("://")
+            protocol = scheme
+        item = item.rstrip("/")
+        host, port = split_host_port(item, 2379, f"{kind}.hosts")
+        clean.append(f"{host}:{port}")
+    return DcsSettings(kind=kind, hosts=tuple(clean), protocol=protocol,
+                       username=section.get("username"), password=section.get("password"),
+                       cacert=section.get("cacert"), cert=section.get("cert"), key=section.get("key"))
+
+
+def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
+    section = _section(raw, "restapi")
+    _warn_unknown(section, KNOWN_KEYS["restapi"], "restapi", warnings)
+    listen = section.get("listen")
+    if listen is None:
+        raise ConfigError("restapi.listen: missing (e.g. 127.0.0.1:8008)")
+    host, port = split_host_port(listen, 8008, "restapi.listen")
+    connect = section.get("connect_address")
+    if connect is None:
+        connect_address = f"{'127.0.0.1' if host in ('0.0.0.0', '*', '::') else host}:{port}"
+    else:
+        chost, cport = split_host_port(connect, port, "restapi.connect_address")
+        connect_address = f"{chost}:{cport}"
+    auth = section.get("authentication") or {}
+    _expect(auth, dict, "restapi.authentication")
+    allow = section.get("allowlist") or ()
+    if isinstance(allow, str):
+        allow = [a.strip() for a in allow.split(",") if a.strip()]
+    return RestApiSettings(
+        listen_host="0.0.0.0" if host == "*" else host, listen_port=port,
+        connect_address=connect_address,
+        username=auth.get("username"), password=None if auth.get("password") is None
+        else str(auth.get("password")),
+        certfile=section.get("certfile"), keyfile=section.get("keyfile"), cafile=section.get("cafile"),
+        verify_client=section.get("verify_client"), allowlist=tuple(str(a) for a in allow))
+
+
+def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth | None:
+    value = section.get(role)
+    if value is None:
+        return Auth(default_user) if default_user else None
+    _expect(value, dict, f"postgresql.authentication.{role}")
+    user = value.get("username", default_user)
+    if not user:
+        raise ConfigError(f"postgresql.authentication.{role}.username: missing")
+    password = value.get("password")
+    return Auth(_str(user, f"postgresql.authentication.{role}.username"),
+                None if password is None else str(password))
+
+
+def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str, Any],
+                warnings: list[str]) -> tuple[PostgresqlSettings, dict[str, Any]]:
+    section = _section(raw, "postgresql")
+    methods = section.get("create_replica_methods") or ["basebackup"]
+    _expect(methods, list, "postgresql.create_replica_methods")
+    method_options = {m: section[m] for m in methods if isinstance(section.get(m), dict)}
+    _warn_unknown(section, POSTGRESQL_KEYS | set(method_options), "postgresql", warnings)
+    data_dir = section.get("data_dir")
+    if not data_dir:
+        raise ConfigError("postgresql.data_dir: missing (the PostgreSQL data directory)")
+    listen = section.get("listen")
+    if listen is None:
+        raise ConfigError("postgresql.listen: missing (e.g. 127.0.0.1:5432)")
+    listen_hosts, port = split_host_port(listen, 5432, "postgresql.listen")
+    connect = section.get("connect_address")
+    if connect is None:
+        first = listen_hosts.split(",")[0].strip()
+        connect_host, connect_port = ("127.0.0.1" if first in ("*", "0.0.0.0", "::") else first), port
+    else:
+        connect_host, connect_port = split_host_port(connect, port, "postgresql.connect_address")
+    auth = section.get("authentication") or {}
+    _expect(auth, dict, "postgresql.authentication")
+    params = section.get("parameters") or {}
+    _expect(params, dict, "postgresql.parameters")
+    pg_hba = section.get("pg_hba") or bootstrap.get("pg_hba") or []
+    _expect(pg_hba, list, "postgresql.pg_hba")
+    initdb = bootstrap.get("initdb") or []
+    _expect(initdb, list, "bootstrap.initdb")
+    basebackup = section.get("basebackup") or []
+    if isinstance(basebackup, dict):
+        basebackup = [{k: v} for k, v in basebackup.items()]
+    _expect(basebackup, list, "postgresql.basebackup")
+    callbacks = section.get("callbacks") or {}
+    _expect(callbacks, dict, "postgresql.callbacks")
+    settings = PostgresqlSettings(
+        name=name, scope=scope, data_dir=_str(data_dir, "postgresql.data_dir"),
+        bin_dir=_str(section.get("bin_dir") or "/usr/lib/postgresql/15/bin", "postgresql.bin_dir"),
+        listen_hosts=listen_hosts, port=port, connect_host=connect_host, connect_port=connect_port,
+        pgpass=_str(section.get("pgpass") or f"/tmp/pgpass_{name}", "postgresql.pgpass"),
+        superuser=_auth(auth, "superuser", "postgres") or Auth("postgres"),
+        replication=_auth(auth, "replication", "replicator") or Auth("replicator"),
+        rewind=_auth(auth, "rewind", None),
+        pg_hba=tuple(str(x) for x in pg_hba),
+        create_replica_methods=tuple(str(m) for m in methods),
+        replica_method_options=method_options,
+        basebackup=tuple(basebackup), initdb=tuple(initdb),
+        remove_data_directory_on_rewind_failure=_bool(
+            section.get("remove_data_directory_on_rewind_failure", True),
+            "postgresql.remove_data_directory_on_rewind_failure"),
+        remove_data_directory_on_diverged_timelines=_bool(
+            section.get("remove_data_directory_on_diverged_timelines", True),
+            "postgresql.remove_data_directory_on_diverged_timelines"),
+        callbacks={str(k): str(v) for k, v in callbacks.items()},
+        pre_promote=None if section.get("pre_promote") is None else _str(section["pre_promote"],
+                                                                          "postgresql.pre_promote"),
+    )
+    return settings, params
+
+
+def build_config(raw: Any, path: str | None = None,
+                 environ: dict[str, str] | None = None) -> tuple[Config, list[str]]:
+    """Validate a parsed YAML document; returns the Config and warnings."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: expected a YAML mapping at the top level")
+    raw = apply_env(raw, environ)
+    warnings: list[str] = []
+    _warn_unknown(raw, set(KNOWN_KEYS) | set(UNSUPPORTED_DCS), "", warnings)
+    warnings = [w.replace("key .", "key ") for w in warnings]
+    scope = raw.get("scope")
+    if not scope:
+        raise ConfigError("scope: missing (the cluster name)")
+    name = raw.get("name")
+    if not name:
+        raise ConfigError("name: missing (this member's name)")
+    scope, name = _str(scope, "scope"), _str(name, "name")
+    if "/" in scope or "/" in name:
+        raise ConfigError("scope: '/' is not allowed in scope or name")
+    namespace = _str(raw.get("namespace", "/service/"), "namespace")
+    bootstrap = _section(raw, "bootstrap")
+    _warn_unknown(bootstrap, KNOWN_KEYS["bootstrap"], "bootstrap", warnings)
+    if "users" in bootstrap:
+        warnings.append("bootstrap.users is not applied (Patroni removed it in 3.0): create roles in "
+                        "bootstrap.post_bootstrap instead")
+    bootstrap_dcs = bootstrap.get("dcs") or {}
+    dynamic = dynamic_from(bootstrap_dcs, "bootstrap.dcs")
+    dcs = _dcs(raw, warnings)
+    restapi = _restapi(raw, warnings)
+    pg, local_params = _postgresql(raw, scope, name, bootstrap, warnings)
+    pg_section = _section(raw, "postgresql")
+    tags = _section(raw, "tags")
+    for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
+        if tag in tags:
+            tags[tag] = _bool(tags[tag], f"tags.{tag}")
+    watchdog = _section(raw, "watchdog")
+    log = _section(raw, "log")
+    config = Config(
+        scope=scope, name=name, namespace=namespace, restapi=restapi, dcs=dcs, postgresql=pg,
+        dynamic=dynamic, bootstrap_dcs=bootstrap_dcs, tags=tags, watchdog=watchdog, log=log,
+        local_parameters=dict(local_params),
+        local_use_pg_rewind=None if "use_pg_rewind" not in pg_section
+        else _bool(pg_section["use_pg_rewind"], "postgresql.use_pg_rewind"),
+        local_use_slots=None if "use_slots" not in pg_section
+        else _bool(pg_section["use_slots"], "postgresql.use_slots"),
+        path=path)
+    return config.with_dynamic(dynamic), warnings
+
+
+def load_config(path: str, environ: dict[str, str] | None = None) -> tuple[Config, list[str]]:
+    import yaml  # local: pg_ha/__init__ and client.py stay stdlib-only
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return build_config(raw, path, environ)

@@ -1,0 +1,469 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The HA loop: read the DCS, look at PostgreSQL, decide (ha.py), act (actions.py),
+publish (member key + REST status). Also the daemon's side of the REST API."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from . import config as config_mod
+from . import sync as sync_mod
+from .actions import Executor, data_was_primary
+from .dcs.base import AbstractDCS, Cluster, DCSError
+from .ha import Action, Decision, LocalView, Policy, decide
+from .peers import fetch_peers
+from .settings import Config
+from .status import CycleFacts, member_data, patroni_status
+
+logger = logging.getLogger("pg_ha")
+
+
+STUCK_AFTER = 5.0  # seconds a replica may fail to stream from a newer-timeline leader before a check
+
+
+class FatalError(Exception):
+    pass
+
+
+def postgres_version_to_int(version: str) -> int | None:
+    """'9.5.2' -> 90502, '15.4' -> 150004, '15' -> 150000 (server_version_num)."""
+    try:
+        parts = [int(x) for x in version.strip().split(".")]
+    except ValueError:
+        return None
+    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+        return None
+    if parts[0] >= 10:
+        return parts[0] * 10000 + (parts[1] if len(parts) > 1 else 0)
+    parts += [0] * (3 - len(parts))
+    return parts[0] * 10000 + parts[1] * 100 + parts[2]
+
+
+class Daemon:
+    def __init__(self, config: Config, dcs: AbstractDCS, pg: Any) -> None:
+        self._config = config
+        self.local_config = config  # the file layer (with bootstrap.dcs as dynamic layer)
+        self._dcs = dcs
+        self.pg = pg
+        self.executor = Executor(config, dcs, pg)
+        self.executor.on_done = self.wakeup
+        self._stop = threading.Event()
+        self._cluster: Cluster | None = None
+        self._status: dict[str, Any] = patroni_status(config, CycleFacts())
+        self._last_cycle = time.monotonic()
+        self._config_version: int | None = None
+        self._reload_requested = False
+        self._pg_settings_dirty = False
+        self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
+        self._not_streaming_since: float | None = None
+        self._scheduled_restart: dict[str, Any] | None = None
+        self._dcs_last_seen = 0
+        self._last_message = ""
+        if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
+            self.executor.memory.unverified_primary_data = True
+
+    # -- ApiBackend ------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def dcs(self) -> AbstractDCS:
+        return self._dcs
+
+    def status(self) -> dict[str, Any]:
+        return self._status
+
+    def cluster(self) -> Cluster | None:
+        return self._cluster
+
+    def last_cycle_age(self) -> float:
+        return time.monotonic() - self._last_cycle
+
+    def wakeup(self) -> None:
+        self._dcs.wakeup()
+
+    def restart(self, scheduled_at: datetime | None, postgres_version: str | None,
+                role: str | None, restart_pending: bool, timeout: float | None) -> tuple[int, str]:
+        if scheduled_at is not None:
+            if self._scheduled_restart is not None:
+                return 409, "Another restart is already scheduled"
+            self._scheduled_restart = {"schedule": scheduled_at.isoformat(),
+                                       "postgres_version": postgres_version, "role": role,
+                                       "restart_pending": restart_pending}
+            self.wakeup()
+            return 202, "Restart scheduled"
+        reason = self._restart_refusal(postgres_version, role, restart_pending)
+        if reason:
+            return 503, f"restart conditions are not satisfied: {reason}"
+        if not self.executor.try_begin("restarting"):
+            return 503, f"{self.executor.busy} in progress"
+        try:
+            ok = self.pg.restart(timeout=timeout or 60)
+        finally:
+            self.executor.end()
+            self.wakeup()
+        if ok:
+            self.executor.callbacks.fire("on_restart", str(self._status.get("role", "unknown")))
+        return (200, "restarted successfully") if ok else (503, "restart failed")
+
+    def _restart_refusal(self, postgres_version: str | None, role: str | None, pending: bool) -> str | None:
+        status = self._status
+        if role and role not in (status.get("role"), "any") and \
+                not (role in ("master", "primary", "leader") and status.get("role") == "primary"):
+            return f"role {status.get('role')} does not match {role}"
+        if pending and not status.get("pending_restart"):
+            return "no restart pending"
+        if postgres_version:
+            wanted = postgres_version_to_int(postgres_version)
+            if wanted is None:
+                return f"invalid postgres_version {postgres_version!r}"
+            if int(status.get("server_version") or 0) >= wanted:
+                return f"server version is not lower than {postgres_version}"
+        return None
+
+    def cancel_scheduled_restart(self) -> tuple[int, str]:
+        if self._scheduled_restart is None:
+            return 404, "no restarts are scheduled"
+        self._scheduled_restart = None
+        return 200, "scheduled restart cancelled"
+
+    def reload(self) -> tuple[int, str]:
+        self._reload_requested = True
+        self.wakeup()
+        return 202, "reload scheduled"
+
+    def reinitialize(self, force: bool, from_leader: bool) -> tuple[int, str]:
+        cluster = self._cluster
+        if cluster is None or cluster.leader is None:
+            return 503, "Cluster has no leader, can not reinitialize"
+        if cluster.leader.name == self._config.name:
+            return 503, "I am the leader, can not reinitialize"
+        leader = cluster.leader.name
+
+        def reinit() -> None:
+            self.executor.memory.stopped_on_purpose = True
+            self.pg.stop("immediate")
+            self.pg.remove_data_dir()
+            conninfo = self.executor.conninfo(cluster, leader)
+            if conninfo and self.pg.create_replica(conninfo):
+                self.executor.memory.unverified_primary_data = False
+                self.executor.start_replica(cluster, leader)
+
+        if not self.executor.run_async("creating replica", reinit):
+            return 503, f"{self.executor.busy} in progress"
+        return 200, "reinitialize started"
+
+    # -- the loop ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self.wakeup()
+
+    def run(self) -> int:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.cycle()
+            except FatalError as exc:
+                logger.critical("%s", exc)
+                return 1
+            except Exception:  # noqa: BLE001 - one bad cycle must not end HA
+                logger.exception("unexpected error in the HA cycle")
+            self._last_cycle = time.monotonic()
+            if self._stop.is_set():
+                break
+            remaining = self._config.dynamic.loop_wait - (time.monotonic() - started)
+            if remaining > 0:
+                self._dcs.watch(remaining)
+        return 0
+
+    def cycle(self) -> None:
+        try:
+            cluster = self._dcs.get_cluster()
+        except DCSError as exc:
+            self._on_dcs_error(exc)
+            return
+        self._dcs_last_seen = int(time.time())
+        self._cluster = cluster
+        self._apply_dynamic(cluster)
+        self._apply_pg_settings()
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload_local()
+        view, facts = self._gather(cluster)
+        decision = decide(cluster, view, self._policy())
+        if cluster.leader is not None:
+            logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
+        if decision.action == Action.FATAL:
+            raise FatalError(decision.message)
+        applied = self.executor.execute(decision, cluster, facts.wal_lsn)
+        logger.info("%s", applied.message)
+        decision = applied
+        if self._is_leader_now(decision, cluster, facts):
+            self._leader_duties(cluster, facts)
+        self._maybe_scheduled_restart(facts)
+        self._publish(cluster, facts, decision)
+
+    def _policy(self) -> Policy:
+        dyn = self._config.dynamic
+        return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
+                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode)
+
+    def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
+        memory = self.executor.memory
+        busy = self.executor.busy
+        empty = self.pg.data_dir_empty() if not busy else False
+        if not empty and not busy and self._incomplete_data_dir():
+            empty = True
+        state = self.pg.state()
+        leader = cluster.leader.name if cluster.leader else None
+        need_peers = not busy and not empty and (
+            leader is None or (leader == self._config.name and cluster.failover is not None))
+        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout)) \
+            if need_peers else None
+        sysid = state.sysid or (None if empty or busy else self.pg.sysid())
+        wal = state.wal_lsn or 0
+        view = LocalView(
+            name=self._config.name, now=datetime.now(UTC), data_dir_empty=empty, sysid=sysid,
+            running=state.running, in_recovery=state.in_recovery if state.running else True,
+            timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
+            unverified_primary_data=memory.unverified_primary_data,
+            primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
+            replicatefrom=self._config.tags.get("replicatefrom") or None,
+            stuck_following=self._stuck_following(cluster, state, memory.upstream),
+            peers=peers)
+        receiver = state.wal_receiver or {}
+        facts = CycleFacts(
+            running=state.running, in_recovery=view.in_recovery, busy=busy,
+            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty,
+            data_dir_empty=empty, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
+            replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
+            replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
+            server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
+            sysid=sysid, pending_restart=bool(state.pending_restart),
+            replication=tuple(state.replication or ()), dcs_last_seen=self._dcs_last_seen,
+            paused=cluster.paused, cluster_unlocked=cluster.leader is None,
+            scheduled_restart=self._scheduled_restart)
+        return view, facts
+
+    def _incomplete_data_dir(self) -> bool:
+        """A data directory without global/pg_control (an interrupted pg_basebackup) can never
+        start: wipe it so the member clones again."""
+        data_dir = self._config.postgresql.data_dir
+        if os.path.exists(os.path.join(data_dir, "global", "pg_control")) or self.pg.is_running():
+            return False
+        logger.warning("data directory %s has no pg_control (an interrupted basebackup?): removing it "
+                       "to clone again", data_dir)
+        self.executor.memory.unverified_primary_data = False
+        return self.pg.remove_data_dir()
+
+    def _stuck_following(self, cluster: Cluster, state: Any, upstream: str | None) -> bool:
+        """A replica pointed at the leader that has not streamed for STUCK_AFTER seconds while
+        the leader is on a newer timeline: it may have replayed past the fork point."""
+        leader = cluster.leader_member
+        receiver = state.wal_receiver or {}
+        suspicious = (state.running and state.in_recovery and leader is not None and upstream == leader.name
+                      and receiver.get("status") != "streaming"
+                      and (leader.timeline or 0) > (state.timeline or 0))
+        if not suspicious:
+            self._not_streaming_since = None
+            return False
+        now = time.monotonic()
+        if self._not_streaming_since is None:
+            self._not_streaming_since = now
+        return now - self._not_streaming_since >= STUCK_AFTER
+
+    def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
+        return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \
+            not self.executor.busy and self.pg.is_running()
+
+    def _leader_duties(self, cluster: Cluster, facts: CycleFacts) -> None:
+        try:
+            if cluster.config is None and self._config.bootstrap_dcs is not None:
+                self._dcs.set_config_value(json.dumps(self._config.bootstrap_dcs, separators=(",", ":")))
+            if self._config.postgresql.use_slots:
+                me = self._config.name
+                now = time.monotonic()
+                for m in cluster.members:
+                    if m.name != me and m.tags.get("replicatefrom") in (None, "", me):
+                        self._slot_seen[m.name] = now
+                ttl = self._config.dynamic.member_slots_ttl
+                # a member that vanished (killed, being rebuilt) keeps its slot for member_slots_ttl,
+                # so it can stream the moment it is back and the WAL it needs is still there
+                self._slot_seen = {n: t for n, t in self._slot_seen.items()
+                                   if now - t <= ttl and (cluster.get_member(n) is None or n in
+                                                          {m.name for m in cluster.members
+                                                           if m.tags.get("replicatefrom") in (None, "", me)})}
+                names = {self.pg.slot_name_for(n) for n in self._slot_seen if n != me}
+                slots = self._config.dynamic.slots
+                names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
+                self.pg.sync_replication_slots(names)
+                self.pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
+                                              for n, s in slots.items() if s.get("type") == "logical"})
+            state = self.pg.state()  # after this cycle's action (e.g. a promotion): one query for both
+            self._update_history(cluster, state)
+            self._manage_sync(cluster, state)
+        except DCSError as exc:
+            logger.warning("leader housekeeping failed: %s", exc)
+
+    def _manage_sync(self, cluster: Cluster, state: Any) -> None:
+        dyn, me = self._config.dynamic, self._config.name
+        if not dyn.synchronous_mode:
+            if cluster.sync is not None and cluster.sync.leader == me:
+                self._dcs.delete_sync_state(cluster.sync.version)
+            self.executor.set_sync_names(None)
+            return
+        step = sync_mod.plan(cluster, me, state.replication or [], self.executor.sync_names or (),
+                             dyn.synchronous_node_count, dyn.synchronous_mode_strict)
+        if step.write_key:
+            value = json.dumps({"leader": me, "sync_standby": ",".join(step.key_standbys) or None},
+                               separators=(",", ":"))
+            if not self._dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
+                logger.warning("sync key changed concurrently: synchronous standbys unchanged this cycle")
+                return
+        if step.message:
+            logger.info("%s", step.message)
+        self.executor.set_sync_names(step.standby_names)
+
+    def _update_history(self, cluster: Cluster, state: Any) -> None:
+        timeline = state.timeline or 1
+        known = max((int(line[0]) for line in cluster.history.lines), default=0) if cluster.history else 0
+        if timeline <= 1 or known >= timeline - 1:
+            return
+        path = os.path.join(self._config.postgresql.data_dir, "pg_wal", f"{timeline:08X}.history")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            return
+        from .postgresql import parse_lsn
+        lines: list[list[Any]] = []
+        for raw in text.splitlines():
+            parts = raw.strip().split("\t")
+            if len(parts) >= 2 and parts[0].isdigit():
+                lines.append([int(parts[0]), parse_lsn(parts[1]), parts[2] if len(parts) > 2 else "",
+                              datetime.now(UTC).isoformat(timespec="seconds"), self._config.name])
+        if cluster.history:  # keep what older entries already said (time, who)
+            old = {int(line[0]): list(line) for line in cluster.history.lines}
+            lines = [old.get(line[0], line) for line in lines]
+        self._dcs.set_history_value(json.dumps(lines, separators=(",", ":")))
+
+    def _maybe_scheduled_restart(self, facts: CycleFacts) -> None:
+        job = self._scheduled_restart
+        if job is None or self.executor.busy:
+            return
+        when = datetime.fromisoformat(job["schedule"])
+        if when > datetime.now(UTC):
+            return
+        self._scheduled_restart = None
+        reason = self._restart_refusal(job.get("postgres_version"), job.get("role"),
+                                       bool(job.get("restart_pending")))
+        if reason:
+            logger.info("scheduled restart skipped: %s", reason)
+            return
+        logger.info("running the scheduled restart")
+        role = str(self._status.get("role", "unknown"))
+
+        def restart() -> None:
+            if self.pg.restart(timeout=60):
+                self.executor.callbacks.fire("on_restart", role)
+        self.executor.run_async("restarting", restart)
+
+    def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
+        self._status = patroni_status(self._config, facts)
+        if facts.running and not self.executor.busy and decision.action in (Action.NOOP, Action.UPDATE_LOCK):
+            self.executor.note_role("replica" if facts.in_recovery else "primary")  # facts predate the action
+        try:
+            self._dcs.touch_member(member_data(self._config, facts))
+        except DCSError as exc:
+            logger.warning("failed to update the member key: %s", exc)
+
+    # -- configuration -------------------------------------------------------------------
+    def _apply_dynamic(self, cluster: Cluster) -> None:
+        if cluster.config is None or cluster.config.version == self._config_version:
+            return
+        self._config_version = cluster.config.version
+        try:
+            dynamic = config_mod.dynamic_from(cluster.config.data, "config")
+        except config_mod.ConfigError as exc:
+            logger.warning("ignoring invalid cluster config in the DCS: %s", exc)
+            return
+        self._set_config(self.local_config.with_dynamic(dynamic))
+
+    def _set_config(self, new: Config) -> None:
+        old = self._config
+        self._config = new
+        self.executor.config = new
+        self._dcs.set_ttl(new.dynamic.ttl)
+        self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
+        if old.postgresql != new.postgresql:
+            self._pg_settings_dirty = True
+        self._apply_pg_settings()
+
+    def _apply_pg_settings(self) -> None:
+        """Hand changed PostgreSQL settings to the instance; while a background action
+        runs this waits for a later cycle, so no change is lost."""
+        if not self._pg_settings_dirty or self.executor.busy:
+            return
+        self._pg_settings_dirty = False
+        result = self.pg.update_settings(self.executor.effective_pg_settings())
+        logger.info("applied configuration change: %s", result)
+
+    def _reload_local(self) -> None:
+        if not self.local_config.path:
+            return
+        try:
+            local, warnings = config_mod.load_config(self.local_config.path)
+        except config_mod.ConfigError as exc:
+            logger.error("reload refused: %s", exc)
+            return
+        for warning in warnings:
+            logger.warning("%s", warning)
+        self.local_config = local
+        self._set_config(local.with_dynamic(self._config.dynamic))
+        self.executor.callbacks.callbacks = dict(local.postgresql.callbacks)
+        if self.pg.reload():
+            self.executor.callbacks.fire("on_reload", str(self._status.get("role", "unknown")))
+
+    # -- DCS outage ------------------------------------------------------------------------
+    def _on_dcs_error(self, exc: DCSError) -> None:
+        logger.error("Error communicating with DCS: %s", exc)
+        state = self.pg.state()
+        if state.running and not state.in_recovery and not self.executor.busy:
+            logger.info("demoting self because DCS is not accessible and I was a leader")
+            memory = self.executor.memory
+            memory.unverified_primary_data = True
+            memory.stopped_on_purpose = True
+            memory.upstream = None
+            self.pg.stop("immediate")
+            self.executor.run_async("starting", lambda: self.pg.start("replica", None, None))
+        facts = CycleFacts(running=state.running, in_recovery=state.in_recovery, wal_lsn=state.wal_lsn or 0,
+                           timeline=state.timeline, dcs_last_seen=self._dcs_last_seen,
+                           server_version=state.server_version, busy=self.executor.busy)
+        self._status = patroni_status(self._config, facts)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
+        self.executor.join(timeout=60)
+        cluster = self._cluster
+        logger.info("shutting down: stopping PostgreSQL")
+        self.executor.memory.stopped_on_purpose = True
+        role = str(self._status.get("role", "unknown"))
+        if self.pg.stop("fast"):
+            self.executor.callbacks.fire("on_stop", role)
+        if cluster is not None and cluster.leader is not None and cluster.leader.name == self._config.name:
+            try:
+                _, lsn = self.pg.local_timeline_lsn()
+                self._dcs.delete_leader(cluster.leader, lsn)
+                logger.info("leader key released")
+            except DCSError as exc:
+                logger.warning("could not release the leader key: %s", exc)
+        self.executor.callbacks.drain()
+        self._dcs.close()

@@ -1,0 +1,63 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ask the other members' REST APIs for their state, in parallel, with one deadline."""
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+from .dcs.base import Cluster, Member
+from .ha import PeerInfo
+
+logger = logging.getLogger(__name__)
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
+
+
+def peer_from_status(name: str, body: Any) -> PeerInfo:
+    if not isinstance(body, dict):
+        return PeerInfo(name, False)
+    xlog = body.get("xlog") if isinstance(body.get("xlog"), dict) else {}
+    role = body.get("role")
+    in_recovery = role not in ("primary", "master")
+    if in_recovery:
+        lsn = max(int(xlog.get("received_location") or 0), int(xlog.get("replayed_location") or 0))
+    else:
+        lsn = int(xlog.get("location") or 0)
+    tags = body.get("tags") if isinstance(body.get("tags"), dict) else {}
+    timeline = body.get("timeline")
+    return PeerInfo(name=name, reachable=True, running=body.get("state") == "running",
+                    in_recovery=in_recovery, wal_lsn=lsn,
+                    timeline=timeline if isinstance(timeline, int) else None,
+                    nofailover=bool(tags.get("nofailover", False)))
+
+
+def fetch_one(member: Member, timeout: float) -> PeerInfo:
+    if not member.api_url:
+        return PeerInfo(member.name, False)
+    try:
+        with urllib.request.urlopen(member.api_url, timeout=timeout) as resp:  # noqa: S310 - our peers
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503 on a replica still carries the status body
+        try:
+            body = json.loads(exc.read())
+        except (ValueError, OSError):
+            return PeerInfo(member.name, False)
+    except (OSError, ValueError) as exc:
+        logger.warning("request failed: GET %s (%s)", member.api_url, exc)
+        return PeerInfo(member.name, False)
+    return peer_from_status(member.name, body)
+
+
+def fetch_peers(cluster: Cluster, me: str, timeout: float) -> dict[str, PeerInfo]:
+    members = [m for m in cluster.members if m.name != me]
+    futures = {_pool.submit(fetch_one, m, timeout): m.name for m in members}
+    done, _ = wait(futures, timeout=timeout + 0.5)
+    result = {name: PeerInfo(name, False) for name in futures.values()}
+    for future in done:
+        info = future.result()
+        result[info.name] = info
+    return result

@@ -1,0 +1,125 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure builders: the member key JSON and the GET /patroni body from one cycle's facts."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .settings import Config
+
+
+@dataclass(frozen=True)
+class CycleFacts:
+    """Everything a cycle learned about this node, for publishing."""
+
+    running: bool = False
+    in_recovery: bool = True
+    is_leader: bool = False
+    busy: str | None = None
+    crashed: bool = False
+    data_dir_empty: bool = False
+    timeline: int | None = None
+    wal_lsn: int = 0
+    receive_lsn: int | None = None
+    replay_lsn: int | None = None
+    replayed_timestamp: str | None = None
+    replay_paused: bool = False
+    streaming: bool = False
+    server_version: int | None = None
+    postmaster_start_time: str | None = None
+    sysid: str | None = None
+    pending_restart: bool = False
+    replication: tuple[dict[str, Any], ...] = ()
+    dcs_last_seen: int = 0
+    paused: bool = False
+    cluster_unlocked: bool = False
+    scheduled_restart: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def member_state(facts: CycleFacts) -> str:
+    if facts.busy:
+        return facts.busy
+    if facts.running:
+        return "running"
+    if facts.data_dir_empty:
+        return "uninitialized"
+    return "crashed" if facts.crashed else "stopped"
+
+
+def member_role(facts: CycleFacts) -> str:
+    if facts.data_dir_empty and not facts.running:
+        return "uninitialized"
+    if facts.running and not facts.in_recovery:
+        return "primary"
+    return "replica"
+
+
+def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
+    """Value of members/<name> (Patroni's fields)."""
+    data: dict[str, Any] = {
+        "conn_url": config.postgresql.conn_url,
+        "api_url": config.restapi.api_url,
+        "state": member_state(facts),
+        "role": member_role(facts),
+        "version": __version__,
+    }
+    if facts.running or facts.wal_lsn:
+        data["xlog_location"] = facts.wal_lsn
+    if facts.timeline is not None:
+        data["timeline"] = facts.timeline
+    if facts.running and facts.in_recovery and facts.streaming:
+        data["replication_state"] = "streaming"
+    if facts.pending_restart:
+        data["pending_restart"] = True
+    if facts.scheduled_restart:
+        data["scheduled_restart"] = facts.scheduled_restart
+    if config.tags:
+        data["tags"] = config.tags
+    return data
+
+
+def patroni_status(config: Config, facts: CycleFacts) -> dict[str, Any]:
+    """Body of GET /patroni."""
+    body: dict[str, Any] = {
+        "state": member_state(facts),
+        "role": member_role(facts),
+    }
+    if facts.postmaster_start_time:
+        body["postmaster_start_time"] = facts.postmaster_start_time
+    if facts.server_version:
+        body["server_version"] = facts.server_version
+    if facts.running:
+        if facts.in_recovery:
+            body["xlog"] = {
+                "received_location": facts.receive_lsn if facts.receive_lsn is not None else facts.wal_lsn,
+                "replayed_location": facts.replay_lsn if facts.replay_lsn is not None else facts.wal_lsn,
+                "replayed_timestamp": facts.replayed_timestamp,
+                "paused": facts.replay_paused,
+            }
+            if facts.streaming:
+                body["replication_state"] = "streaming"
+        else:
+            body["xlog"] = {"location": facts.wal_lsn}
+    if facts.timeline is not None:
+        body["timeline"] = facts.timeline
+    if facts.replication:
+        body["replication"] = list(facts.replication)
+    body["dcs_last_seen"] = facts.dcs_last_seen or int(time.time())
+    if facts.sysid:
+        body["database_system_identifier"] = facts.sysid
+    if facts.pending_restart:
+        body["pending_restart"] = True
+    if facts.scheduled_restart:
+        body["scheduled_restart"] = facts.scheduled_restart
+    body["patroni"] = {"version": __version__, "scope": config.scope, "name": config.name}
+    if config.tags:
+        body["tags"] = config.tags
+    if facts.paused:
+        body["pause"] = True
+    if facts.cluster_unlocked:
+        body["cluster_unlocked"] = True
+    return body

@@ -1,0 +1,98 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Synchronous replication, planned purely: which standbys should be synchronous,
+what synchronous_standby_names says, and what the `sync` key may claim.
+
+The invariant (Patroni's): every member the `sync` key names has every commit the
+leader acknowledged, so it may be promoted. Hence a standby is added to PostgreSQL's
+synchronous_standby_names first and to the key only once PostgreSQL reports it
+synchronous; it is removed from the key first and from PostgreSQL afterwards.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .dcs.base import Cluster, SyncState
+
+BLOCK_ALL = ("*",)
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    standby_names: tuple[str, ...]  # for synchronous_standby_names; ("*",) = block every commit
+    key_standbys: tuple[str, ...]   # what the sync key should list now
+    write_key: bool                 # the key must be (re)written
+    message: str | None = None
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def standby_names_value(names: Sequence[str], count: int) -> str:
+    """The synchronous_standby_names setting for these member names."""
+    if not names:
+        return ""
+    if tuple(names) == BLOCK_ALL:
+        return "*"
+    listed = ",".join(quote_ident(n) for n in names)
+    return f"FIRST {min(count, len(names))} ({listed})"
+
+
+def candidates(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]],
+               current: Sequence[str], count: int) -> tuple[str, ...]:
+    """Streaming standbys that may be synchronous: members without `nosync`, current
+    synchronous ones first (no flapping), then the least lagging."""
+    streaming: dict[str, int] = {}
+    for row in replication:
+        name = row.get("application_name")
+        if row.get("state") == "streaming" and isinstance(name, str):
+            streaming[name] = max(streaming.get(name, 0), int(row.get("flush_lsn") or 0))
+    eligible = [m.name for m in cluster.members
+                if m.name != me and m.name in streaming and not m.tags.get("nosync")]
+    eligible.sort(key=lambda n: (n not in current, -streaming[n], n))
+    return tuple(eligible[:max(count, 0)])
+
+
+def plan(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]], current_names: Sequence[str],
+         count: int, strict: bool) -> SyncPlan:
+    """One step of synchronous replication management on the leader."""
+    sync: SyncState | None = cluster.sync
+    in_key = tuple(sync.sync_standby) if sync is not None and sync.leader == me else ()
+    wanted = candidates(cluster, me, replication, [n for n in current_names if n != "*"], count)
+    confirmed = {str(r.get("application_name")) for r in replication
+                 if r.get("sync_state") in ("sync", "quorum")}
+    # keep what stays wanted; add only what PostgreSQL already waits for and confirms
+    key = tuple(n for n in in_key if n in wanted) + tuple(
+        n for n in wanted if n not in in_key and n in current_names and n in confirmed)
+    names = wanted if wanted else (BLOCK_ALL if strict else ())
+    write = sync is None or sync.leader != me or set(key) != set(in_key)
+    message = None
+    if set(key) != set(in_key):
+        message = (f"synchronous standbys in the sync key: {', '.join(key) or 'none'} "
+                   f"(was {', '.join(in_key) or 'none'})")
+    if not wanted and strict:
+        message = message or ("synchronous_mode_strict: no synchronous standby available, "
+                              "commits wait until one is")
+    return SyncPlan(tuple(names), key, write, message)
+
+
+def parse_standby_names(value: str | None) -> tuple[str, ...]:
+    """Member names in a synchronous_standby_names value we wrote (or '*')."""
+    if not value:
+        return ()
+    value = value.strip()
+    if value == "*":
+        return BLOCK_ALL
+    if "(" in value and value.endswith(")"):
+        value = value[value.index("(") + 1:-1]
+    names = []
+    for part in value.split(","):
+        part = part.strip()
+        if part.startswith('"') and part.endswith('"'):
+            part = part[1:-1].replace('""', '"')
+        if part:
+            names.append(part)
+    return tuple(names)

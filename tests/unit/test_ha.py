@@ -1,0 +1,272 @@
+"""Decision table of ha.decide: every branch, with the sentence it logs."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState
+from pg_ha.ha import Action, LocalView, PeerInfo, Policy, decide
+
+TAGGED: dict[str, dict[str, object]] = {}
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SYSID = "7300000000000000001"
+
+
+def member(name: str, **data: object) -> Member:
+    if name in TAGGED:
+        data = {**data, "tags": TAGGED[name]}
+    base = {"conn_url": f"postgres://127.0.0.1:5432/{name}", "api_url": f"http://127.0.0.1:8008/{name}",
+            "state": "running", "role": "replica"}
+    base.update(data)
+    return Member(name, 1, base)
+
+
+def cluster(leader: str | None = "pg0", initialize: str | None = SYSID, failover: Failover | None = None,
+            paused: bool = False, last_lsn: int = 0, members: tuple[str, ...] = ("pg0", "pg1", "pg2"),
+            sync: SyncState | None = None) -> Cluster:
+    config = ClusterConfig(1, {"pause": True}) if paused else ClusterConfig(1, {})
+    return Cluster(initialize=initialize, config=config,
+                   leader=Leader(leader, 5) if leader else None, last_lsn=last_lsn,
+                   members=tuple(member(m) for m in members), failover=failover, sync=sync)
+
+
+def local(name: str = "pg1", **kw: object) -> LocalView:
+    values: dict[str, object] = {"sysid": SYSID, "running": True, "in_recovery": True, "wal_lsn": 100,
+                                 "timeline": 1, "upstream": "pg0"}
+    values.update(kw)
+    return LocalView(name=name, now=NOW, **values)  # type: ignore[arg-type]
+
+
+def peers(*items: PeerInfo) -> dict[str, PeerInfo]:
+    return {p.name: p for p in items}
+
+
+P_PG1_AHEAD = PeerInfo("pg1", True, running=True, wal_lsn=200, timeline=1)
+P_PG2_EQUAL = PeerInfo("pg2", True, running=True, wal_lsn=100, timeline=1)
+P_PG2_BEHIND = PeerInfo("pg2", True, running=True, wal_lsn=50, timeline=1)
+P_PG2_DOWN = PeerInfo("pg2", False)
+P_PG0_PRIMARY = PeerInfo("pg0", True, running=True, in_recovery=False, wal_lsn=300)
+P_PG2_NOFAILOVER_AHEAD = PeerInfo("pg2", True, running=True, wal_lsn=900, nofailover=True)
+P_PG2_NEWER_TL = PeerInfo("pg2", True, running=True, wal_lsn=100, timeline=2)
+LATER = NOW + timedelta(hours=1)
+SYNC_PG2 = SyncState(3, "pg0", ("pg2",))
+SYNC_PG1 = SyncState(3, "pg0", ("pg1",))
+SYNC_NONE = SyncState(3, "pg0", ())
+SYNC = Policy(synchronous_mode=True)
+EARLIER = NOW - timedelta(minutes=1)
+
+CASES = [
+    # id, cluster, local, policy, expected action, expected message (substring), target
+    ("busy-leader-refreshes", cluster(leader="pg1"), local(busy="restart"), Policy(),
+     Action.UPDATE_LOCK, "updated leader lock during restart", None),
+    ("busy-replica-waits", cluster(), local(busy="creating replica"), Policy(),
+     Action.NOOP, "creating replica in progress", None),
+    ("empty-uninitialized-bootstraps", cluster(leader=None, initialize=None), local(data_dir_empty=True),
+     Policy(), Action.BOOTSTRAP, "trying to bootstrap a new cluster", None),
+    ("empty-uninitialized-nofailover-waits", cluster(leader=None, initialize=None),
+     local(data_dir_empty=True, nofailover=True), Policy(), Action.NOOP, "waiting for leader to bootstrap", None),
+    ("empty-with-leader-clones", cluster(), local(data_dir_empty=True), Policy(),
+     Action.CLONE, "trying to bootstrap from leader 'pg0'", "pg0"),
+    ("empty-initializing-waits", cluster(leader=None, initialize=""), local(data_dir_empty=True), Policy(),
+     Action.NOOP, "waiting for leader to bootstrap", None),
+    ("sysid-mismatch-fatal", cluster(), local(sysid="123"), Policy(),
+     Action.FATAL, f"system ID mismatch, node pg1 belongs to a different cluster: {SYSID} != 123", None),
+    ("data-without-initialize-publishes", cluster(leader=None, initialize=None), local(), Policy(),
+     Action.TAKE_INITIALIZE, "publishing the system identifier", None),
+    ("leader-down-restarts-primary", cluster(leader="pg1"), local(running=False), Policy(),
+     Action.START_PRIMARY, "starting primary after failure", None),
+    ("leader-start-failed-releases", cluster(leader="pg1"), local(running=False, primary_start_failed=True),
+     Policy(), Action.RELEASE_LOCK, "primary failed to start, releasing the leader lock", None),
+    ("former-primary-stopped-rejoins", cluster(), local(running=False, unverified_primary_data=True), Policy(),
+     Action.REJOIN, "checking for divergence from the new leader 'pg0'", "pg0"),
+    ("former-primary-waits-for-candidate", cluster(leader=None, failover=Failover(1, "pg1", "pg2")),
+     local(running=False, unverified_primary_data=True), Policy(),
+     Action.NOOP, "waiting for the switchover candidate", None),
+    ("stopped-replica-starts", cluster(), local(running=False), Policy(),
+     Action.START_REPLICA, "starting as a secondary", "pg0"),
+    ("stopped-no-leader-starts-readonly", cluster(leader=None), local(running=False), Policy(),
+     Action.START_REPLICA, "starting as a secondary (no leader yet)", None),
+    ("paused-stopped-does-nothing", cluster(paused=True), local(running=False), Policy(),
+     Action.NOOP, "PAUSE: postgres is not running", None),
+    ("leader-with-lock", cluster(leader="pg1"), local(in_recovery=False), Policy(),
+     Action.UPDATE_LOCK, "no action. I am (pg1), the leader with the lock", None),
+    ("paused-leader-with-lock", cluster(leader="pg1", paused=True), local(in_recovery=False), Policy(),
+     Action.UPDATE_LOCK, "PAUSE: no action. I am (pg1), the leader with the lock", None),
+    ("standby-with-lock-promotes", cluster(leader="pg1"), local(), Policy(),
+     Action.PROMOTE, "promoted self to leader because I had the session lock", None),
+    ("switchover-to-healthy-candidate", cluster(leader="pg1", failover=Failover(1, "pg1", "pg2")),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.SWITCHOVER, "manual failover: demoting myself", "pg2"),
+    ("switchover-to-unhealthy-candidate", cluster(leader="pg1", failover=Failover(1, "pg1", "pg2")),
+     local(in_recovery=False, peers=peers(P_PG2_DOWN)), Policy(),
+     Action.CLEAR_FAILOVER, "candidate pg2 is not healthy", None),
+    ("switchover-any-healthy", cluster(leader="pg1", failover=Failover(1, "pg1", None)),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.SWITCHOVER, "manual failover: demoting myself", None),
+    ("switchover-none-healthy", cluster(leader="pg1", failover=Failover(1, "pg1", None)),
+     local(in_recovery=False, peers=peers(P_PG2_DOWN)), Policy(),
+     Action.CLEAR_FAILOVER, "no healthy members found", None),
+    ("switchover-wrong-leader", cluster(leader="pg1", failover=Failover(1, "pg0", "pg2")),
+     local(in_recovery=False), Policy(), Action.CLEAR_FAILOVER, "leader name does not match", None),
+    ("switchover-to-self", cluster(leader="pg1", failover=Failover(1, None, "pg1")),
+     local(in_recovery=False), Policy(), Action.CLEAR_FAILOVER, "I am already the leader", None),
+    ("switchover-scheduled-later", cluster(leader="pg1", failover=Failover(1, "pg1", "pg2", LATER)),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.UPDATE_LOCK, "switchover scheduled at", None),
+    ("switchover-scheduled-due", cluster(leader="pg1", failover=Failover(1, "pg1", "pg2", EARLIER)),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.SWITCHOVER, "manual failover: demoting myself", "pg2"),
+    ("switchover-paused-no-candidate", cluster(leader="pg1", paused=True, failover=Failover(1, "pg1", None)),
+     local(in_recovery=False), Policy(), Action.CLEAR_FAILOVER, "PAUSE: switchover without a candidate", None),
+    ("primary-without-lock-demotes", cluster(), local(in_recovery=False), Policy(),
+     Action.DEMOTE, "demoting self because I do not have the lock and I was a leader", "pg0"),
+    ("paused-primary-without-lock-stays", cluster(paused=True), local(in_recovery=False), Policy(),
+     Action.NOOP, "PAUSE: continue to run as primary without lock", None),
+    ("running-former-primary-rejoins", cluster(), local(unverified_primary_data=True), Policy(),
+     Action.REJOIN, "checking for divergence", "pg0"),
+    ("stuck-replica-checks-divergence", cluster(), local(stuck_following=True), Policy(),
+     Action.REJOIN, "not streaming from the new leader 'pg0': checking for divergence", "pg0"),
+    ("paused-stuck-replica-left-alone", cluster(paused=True), local(stuck_following=True), Policy(),
+     Action.NOOP, "PAUSE: no action", None),
+    ("replica-follows-new-leader", cluster(), local(upstream="pg2"), Policy(),
+     Action.FOLLOW, "following new leader (pg0)", "pg0"),
+    ("replica-following", cluster(), local(), Policy(),
+     Action.NOOP, "no action. I am (pg1), a secondary, and following a leader (pg0)", None),
+    ("paused-replica-following", cluster(paused=True), local(), Policy(),
+     Action.NOOP, "PAUSE: no action. I am (pg1), a secondary", None),
+    ("no-leader-healthiest-promotes", cluster(leader=None), local(peers=peers(P_PG2_BEHIND)), Policy(),
+     Action.ACQUIRE, "promoted self to leader by acquiring session lock", None),
+    ("no-leader-tie-races", cluster(leader=None), local(peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.ACQUIRE, "promoted self to leader by acquiring session lock", None),
+    ("no-leader-unreachable-peer-ignored", cluster(leader=None), local(peers=peers(P_PG2_DOWN)), Policy(),
+     Action.ACQUIRE, "promoted self to leader by acquiring session lock", None),
+    ("no-leader-primary-acquires", cluster(leader=None), local(in_recovery=False), Policy(),
+     Action.ACQUIRE, "acquired session lock as a leader", None),
+    ("no-leader-peer-ahead-waits", cluster(leader=None), local(name="pg2", peers=peers(P_PG1_AHEAD)),
+     Policy(), Action.NOOP, "pg1 has a higher wal position (200 > 100)", None),
+    ("no-leader-old-primary-alive", cluster(leader=None), local(peers=peers(P_PG0_PRIMARY)), Policy(),
+     Action.NOOP, "Primary (pg0) is still alive", None),
+    ("no-leader-nofailover-peer-ignored", cluster(leader=None), local(peers=peers(P_PG2_NOFAILOVER_AHEAD)),
+     Policy(), Action.ACQUIRE, "promoted self", None),
+    ("no-leader-check-timeline", cluster(leader=None), local(peers=peers(P_PG2_NEWER_TL)),
+     Policy(check_timeline=True), Action.NOOP, "pg2 is on a newer timeline", None),
+    ("no-leader-timeline-ignored-by-default", cluster(leader=None), local(peers=peers(P_PG2_NEWER_TL)),
+     Policy(), Action.ACQUIRE, "promoted self", None),
+    ("no-leader-too-much-lag", cluster(leader=None, last_lsn=10_000_000), local(wal_lsn=100),
+     Policy(maximum_lag_on_failover=1048576), Action.NOOP, "by more than maximum_lag_on_failover", None),
+    ("no-leader-lag-within-limit", cluster(leader=None, last_lsn=1000), local(wal_lsn=100),
+     Policy(maximum_lag_on_failover=1048576), Action.ACQUIRE, "promoted self", None),
+    ("no-leader-nofailover", cluster(leader=None), local(nofailover=True), Policy(),
+     Action.NOOP, "nofailover tag", None),
+    ("no-leader-paused", cluster(leader=None, paused=True), local(), Policy(),
+     Action.NOOP, "PAUSE: no leader, automatic failover is disabled", None),
+    ("no-leader-paused-primary-takes-lock", cluster(leader=None, paused=True), local(in_recovery=False),
+     Policy(), Action.ACQUIRE, "PAUSE: acquired session lock as a leader", None),
+    ("no-leader-paused-candidate", cluster(leader=None, paused=True, failover=Failover(1, None, "pg1")),
+     local(), Policy(), Action.ACQUIRE, "PAUSE: manual failover: promoted self", None),
+    ("failover-candidate-me", cluster(leader=None, failover=Failover(1, "pg0", "pg1")),
+     local(peers=peers(P_PG1_AHEAD)), Policy(), Action.ACQUIRE, "manual failover: promoted self", None),
+    ("failover-candidate-me-not-running", cluster(leader=None, failover=Failover(1, "pg0", "pg1")),
+     local(running=True, in_recovery=True, name="pg1", peers={}), Policy(), Action.ACQUIRE,
+     "manual failover", None),
+    ("failover-other-candidate-healthy", cluster(leader=None, failover=Failover(1, "pg0", "pg2")),
+     local(peers=peers(P_PG2_BEHIND)), Policy(), Action.NOOP, "waiting for the candidate pg2", None),
+    ("failover-other-candidate-down-races", cluster(leader=None, failover=Failover(1, "pg0", "pg2")),
+     local(peers=peers(P_PG2_DOWN)), Policy(), Action.ACQUIRE, "promoted self", None),
+    ("sync-not-a-sync-standby-does-not-race", cluster(leader=None, sync=SYNC_PG2), local(peers={}), SYNC,
+     Action.NOOP, "I am not a synchronous standby", None),
+    ("sync-standby-races", cluster(leader=None, sync=SYNC_PG1), local(peers=peers(P_PG2_NOFAILOVER_AHEAD)), SYNC,
+     Action.ACQUIRE, "promoted self", None),
+    ("sync-standby-ignores-async-peer-ahead", cluster(leader=None, sync=SYNC_PG1),
+     local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=900))), SYNC, Action.ACQUIRE, "promoted self", None),
+    ("sync-empty-key-nobody-but-old-leader", cluster(leader=None, sync=SYNC_NONE), local(peers={}), SYNC,
+     Action.NOOP, "not a synchronous standby", None),
+    ("sync-key-not-written-yet-usual-rules", cluster(leader=None, sync=None), local(peers={}), SYNC,
+     Action.ACQUIRE, "promoted self", None),
+    ("sync-async-mode-ignores-key", cluster(leader=None, sync=SYNC_PG2), local(peers={}), Policy(),
+     Action.ACQUIRE, "promoted self", None),
+    ("sync-switchover-to-async-candidate-refused",
+     cluster(leader="pg1", failover=Failover(1, "pg1", "pg2"), sync=SyncState(3, "pg1", ("pg0",))),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), SYNC, Action.CLEAR_FAILOVER,
+     "candidate pg2 is not a synchronous standby", None),
+    ("sync-switchover-any-picks-sync-only",
+     cluster(leader="pg1", failover=Failover(1, "pg1", None), sync=SyncState(3, "pg1", ("pg0",))),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), SYNC, Action.CLEAR_FAILOVER, "no healthy members", None),
+    ("sync-failover-candidate-not-sync", cluster(leader=None, failover=Failover(1, None, "pg1"), sync=SYNC_PG2),
+     local(), SYNC, Action.NOOP, "I am the candidate but not a synchronous standby", None),
+    ("failover-former-leader-does-not-race", cluster(leader=None, failover=Failover(1, "pg1", None)),
+     local(), Policy(), Action.NOOP, "I am the former leader", None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_decision_table(case: tuple) -> None:
+    _, clu, loc, policy, action, message, target = case
+    decision = decide(clu, loc, policy)
+    assert decision.action == action, decision.message
+    assert message in decision.message
+    assert decision.target == target
+
+
+def test_every_action_is_covered_by_the_table() -> None:
+    covered = {decide(c[1], c[2], c[3]).action for c in CASES}
+    assert covered == set(Action)
+
+
+def test_leader_refresh_failure_demotes() -> None:
+    decision = decide(cluster(leader="pg1"), local(in_recovery=False), Policy())
+    assert decision.on_failure is not None
+    assert decision.on_failure.action == Action.DEMOTE
+
+
+def test_lost_race_falls_back_to_noop() -> None:
+    decision = decide(cluster(leader=None), local(), Policy())
+    assert decision.action == Action.ACQUIRE
+    assert decision.on_failure is not None and decision.on_failure.action == Action.NOOP
+
+
+def test_lost_initialize_race() -> None:
+    decision = decide(cluster(leader=None, initialize=None), local(data_dir_empty=True), Policy())
+    assert decision.on_failure is not None
+    assert decision.on_failure.message == "failed to acquire initialize lock"
+
+
+def test_failover_candidate_not_running_waits() -> None:
+    decision = decide(cluster(leader=None, failover=Failover(1, "pg0", "pg1")),
+                      local(running=False, unverified_primary_data=False), Policy())
+    # not running: start first, race later
+    assert decision.action == Action.START_REPLICA
+
+
+def test_clonefrom_replica_is_preferred_over_the_leader() -> None:
+    TAGGED["pg2"] = {"clonefrom": True}
+    try:
+        decision = decide(cluster(), local(data_dir_empty=True), Policy())
+    finally:
+        TAGGED.clear()
+    assert decision.action == Action.CLONE and decision.target == "pg2"
+    assert decision.message == "trying to bootstrap from replica 'pg2'"
+
+
+def test_clonefrom_on_the_leader_itself_clones_from_the_leader() -> None:
+    TAGGED["pg0"] = {"clonefrom": True}
+    try:
+        decision = decide(cluster(), local(data_dir_empty=True), Policy())
+    finally:
+        TAGGED.clear()
+    assert decision.target == "pg0"
+
+
+def test_replicatefrom_cascades_through_a_running_replica() -> None:
+    decision = decide(cluster(), local(replicatefrom="pg2", upstream="pg0"), Policy())
+    assert decision.action == Action.FOLLOW and decision.target == "pg2"
+    assert decision.message == "following new leader (pg0), replicating from pg2"
+    steady = decide(cluster(), local(replicatefrom="pg2", upstream="pg2"), Policy())
+    assert steady.action == Action.NOOP and steady.message.endswith("following a leader (pg0), replicating from pg2")
+
+
+def test_replicatefrom_falls_back_to_the_leader() -> None:
+    down = decide(cluster(members=("pg0", "pg1")), local(replicatefrom="pg2", upstream="pg2"), Policy())
+    assert down.action == Action.FOLLOW and down.target == "pg0"
+    to_leader = decide(cluster(), local(replicatefrom="pg0"), Policy())
+    assert to_leader.action == Action.NOOP  # the leader itself is not a cascade
