@@ -109,7 +109,10 @@ def config_json(c: TestCluster) -> dict:
 
 def wait_healthy(c: TestCluster) -> Member:
     leader = c.wait_healthy(timeout=180)
-    wait_for(lambda: all(m["State"] in ("running", "streaming") for m in members_json(c)), 60, "members running")
+    # a replica reports its WAL position once per loop, so right after bootstrap it can trail
+    # optime/leader by a segment switch; wait until every member is running and caught up
+    wait_for(lambda: all(m["State"] in ("running", "streaming") and m.get("Lag in MB", 0) == 0
+                         for m in members_json(c)), 60, "members running and caught up")
     return leader
 
 
