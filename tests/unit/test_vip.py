@@ -7,6 +7,7 @@ import socket
 import struct
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -250,7 +251,13 @@ class FakePg:
         return True
 
     def state(self) -> Any:
-        return type("S", (), {"running": self.running, "in_recovery": self.in_recovery})()
+        return SimpleNamespace(running=self.running, in_recovery=self.in_recovery, wal_lsn=0, timeline=1,
+                               server_version=150004)
+
+    def start(self, role: str, *args: Any) -> bool:
+        self.rec.calls.append(f"start:{role}")
+        self.running = True
+        return True
 
     def is_running(self) -> bool:
         return self.running
@@ -359,3 +366,20 @@ def test_shutdown_releases_the_vip_before_stopping_postgres() -> None:
     d, rec = daemon()
     d.shutdown()
     assert rec.calls[:2] == ["vip:release", "stop:fast"]
+
+
+def test_dcs_outage_releases_the_vip_before_demoting() -> None:
+    d, rec = daemon(running=True, in_recovery=False)
+    d.dcs.fail_with = "connection refused"  # type: ignore[attr-defined]
+    d.cycle()
+    assert rec.calls[:2] == ["vip:release", "stop:immediate"]
+
+
+def test_changed_vip_config_releases_the_old_address_and_manages_the_new_one() -> None:
+    d, rec = daemon()
+    new = VipSettings("10.0.0.11/24", "eth1")
+    d._set_config(replace(d.config, vip=new))
+    assert rec.calls == ["vip:release"]
+    assert isinstance(d.executor.vip, VipManager) and d.executor.vip.settings == new
+    d._set_config(replace(d.config, vip=None))
+    assert d.executor.vip.settings is None
