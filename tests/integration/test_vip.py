@@ -182,7 +182,7 @@ def test_switchover_moves_the_vip_never_on_two(cluster: tuple[TestCluster, dict[
         watcher.stop()
     print(f"\nTIMING vip.switchover_request_to_vip_on_new_leader: {moved:.2f}s "
           f"({watcher.polls} polls; events: {watcher.timeline})")
-    assert watcher.polls > 20, "the poller did not run during the switchover"
+    assert watcher.polls >= 3, "the poller did not run during the switchover"
     assert watcher.timeline, "no address event seen during the switchover"
     assert watcher.max_events <= 1 and watcher.max_polled <= 1, \
         f"VIP on two interfaces at once: {watcher.timeline}"
