@@ -21,6 +21,7 @@ from .settings import (
     PostgresqlSettings,
     RestApiSettings,
 )
+from .watchdog.settings import WatchdogConfigError, parse_watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +416,10 @@ def build_config(raw: Any, path: str | None = None,
         if tag in tags:
             tags[tag] = _bool(tags[tag], f"tags.{tag}")
     watchdog = _section(raw, "watchdog")
+    try:
+        parse_watchdog(watchdog)
+    except WatchdogConfigError as exc:
+        raise ConfigError(str(exc)) from None
     log = _section(raw, "log")
     config = Config(
         scope=scope, name=name, namespace=namespace, restapi=restapi, dcs=dcs, postgresql=pg,
