@@ -170,6 +170,9 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     if cluster.initialize is None and leader is None:
         if not policy.can_bootstrap or local.nofailover:
             return Decision(Action.NOOP, "waiting for leader to bootstrap (I may not bootstrap)")
+        if not local.watchdog_usable:
+            return Decision(Action.NOOP, "waiting for leader to bootstrap (the watchdog is not usable "
+                            "and watchdog mode is required)")
         return Decision(Action.BOOTSTRAP, "trying to bootstrap a new cluster",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     leader_member = cluster.leader_member
