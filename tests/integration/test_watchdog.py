@@ -193,3 +193,31 @@ def test_required_without_usable_device_never_becomes_leader(unusable_cluster: T
              "pg1 to refuse the manual failover")
     assert leader_key(etcd_server, c.scope) is None
     assert in_recovery(pg1) is True
+
+
+def test_watchdog_follows_pause_and_switchover(fenced_cluster: TestCluster) -> None:
+    c = fenced_cluster
+    c.start()
+    leader = c.wait_healthy()
+    wait_for(lambda: len(fence_pids(leader)) == 1, 30, "the leader to arm its watchdog")
+    # pause: the daemon does not manage PostgreSQL, so nothing may fence it
+    assert leader.api("/config", method="PATCH", body={"pause": True})[0] == 200
+    wait_for(lambda: not fence_pids(leader), 30, "the watchdog to be disarmed in pause")
+    assert "watchdog disarmed" in leader.log()
+    assert "magic close: disarmed" in leader.log(), "a clean stop of the fencing process"
+    assert leader.is_primary() and c.leader() is leader
+    assert leader.api("/config", method="PATCH", body={"pause": False})[0] == 200
+    wait_for(lambda: len(fence_pids(leader)) == 1, 30, "the watchdog to be armed again after pause")
+    # switchover: the new leader arms before it promotes, the old one disarms when it steps down
+    candidate = next(m for m in c.members if m is not leader)
+    code, _ = leader.api("/switchover", method="POST", body={"leader": leader.name, "candidate": candidate.name},
+                         timeout=90)
+    assert code == 200
+    wait_for(lambda: c.leader() is candidate, 60, f"{candidate.name} to lead")
+    wait_for(lambda: len(fence_pids(candidate)) == 1, 30, "the new leader to arm its watchdog")
+    wait_for(lambda: not fence_pids(leader), 30, "the old leader to disarm")
+    wait_for(leader.is_streaming_replica, 120, "the old leader to stream from the new one")
+    assert not fence_pids(leader)
+    log = candidate.log()
+    assert log.index("watchdog armed") < log.index("promoted self to leader"), "armed before promotion"
+    assert "fencing: SIGKILL" not in "".join(m.log() for m in c.members), "nothing was fenced"
