@@ -5,6 +5,7 @@ becomes the leader."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ from tests.harness.etcd import EtcdServer, v3_post
 pytestmark = pytest.mark.integration
 TTL = 10
 SAFETY_MARGIN = 5  # watchdog timeout: 5 s after the last keepalive, the lease lives 10 s
+_scopes = itertools.count()  # each test its own scope: the shared etcd keeps `initialize` of the last one
 
 
 def fence_pids(m: Member) -> list[int]:
@@ -70,7 +72,7 @@ def with_watchdog(c: TestCluster, watchdog: dict[str, object], names: tuple[str,
 
 @pytest.fixture
 def fenced_cluster(etcd_server: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="wdfence", dcs_kind="etcd3",
+    c = TestCluster(etcd_server.host_port, scope=f"wdfence{next(_scopes)}", dcs_kind="etcd3",
                     dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3})
     with_watchdog(c, {"mode": "required", "driver": "testing", "safety_margin": SAFETY_MARGIN})
     try:
@@ -154,7 +156,7 @@ def test_frozen_leader_is_fenced_before_another_member_is_promoted(fenced_cluste
 
 @pytest.fixture
 def unusable_cluster(etcd_server: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="wdreq", size=2, dcs_kind="etcd3",
+    c = TestCluster(etcd_server.host_port, scope=f"wdreq{next(_scopes)}", size=2, dcs_kind="etcd3",
                     dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3})
     with_watchdog(c, {"mode": "required", "device": str(c.root / "no-such-watchdog")}, names=(c.members[1].name,))
     try:
