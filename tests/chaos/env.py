@@ -42,6 +42,9 @@ class ChaosEnv:
     # -- setup ----------------------------------------------------------------------
     def _use_all_etcd(self, member: Member) -> None:
         member.config["etcd3"]["hosts"] = list(self.etcd.hosts)
+        if os.environ.get("CHAOS_WATCHDOG"):  # e.g. CHAOS_WATCHDOG=required: the testing driver fences
+            member.config["watchdog"] = {"mode": os.environ["CHAOS_WATCHDOG"], "driver": "testing",
+                                         "safety_margin": 5}
         member.write_config()
 
     def servers(self) -> list[tuple[str, int, int]]:

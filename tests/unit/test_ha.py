@@ -196,6 +196,23 @@ CASES = [
      local(), SYNC, Action.NOOP, "I am the candidate but not a synchronous standby", None),
     ("failover-former-leader-does-not-race", cluster(leader=None, failover=Failover(1, "pg1", None)),
      local(), Policy(), Action.NOOP, "I am the former leader", None),
+    # watchdog mode required and the device cannot be armed: never race, never take a manual failover
+    ("watchdog-required-unusable-no-race", cluster(leader=None), local(peers={}, watchdog_usable=False), Policy(),
+     Action.NOOP, "the watchdog is not usable and watchdog mode is required", None),
+    ("watchdog-required-unusable-candidate-waits", cluster(leader=None, failover=Failover(1, None, "pg1")),
+     local(peers={}, watchdog_usable=False), Policy(), Action.NOOP,
+     "I am the candidate but the watchdog is not usable", None),
+    ("watchdog-required-unusable-no-bootstrap", cluster(leader=None, initialize=None),
+     local(data_dir_empty=True, watchdog_usable=False), Policy(), Action.NOOP,
+     "waiting for leader to bootstrap (the watchdog is not usable", None),
+    ("watchdog-required-unusable-still-clones", cluster(), local(data_dir_empty=True, watchdog_usable=False),
+     Policy(), Action.CLONE, "trying to bootstrap from leader 'pg0'", "pg0"),
+    ("watchdog-usable-races", cluster(leader=None), local(peers={}, watchdog_usable=True), Policy(),
+     Action.ACQUIRE, "promoted self to leader by acquiring session lock", None),
+    ("watchdog-unusable-replica-still-follows", cluster(), local(watchdog_usable=False), Policy(),
+     Action.NOOP, "a secondary, and following a leader (pg0)", None),
+    ("watchdog-paused-primary-without-lock-acquires", cluster(leader=None, paused=True),
+     local(in_recovery=False, watchdog_usable=False), Policy(), Action.ACQUIRE, "PAUSE: acquired session lock", None),
 ]
 
 

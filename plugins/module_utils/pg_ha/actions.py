@@ -18,6 +18,8 @@ from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
 from .sync import BLOCK_ALL, standby_names_value
 from .vip import manager_for
+from .watchdog import Watchdog, parse_watchdog
+from .watchdog import from_config as watchdog_from_config
 
 if TYPE_CHECKING:
     from .postgresql import Postgresql
@@ -51,6 +53,7 @@ class Executor:
         self.last_role: str | None = None
         self.vip = manager_for(config.vip)  # released here before a primary stops
         self.on_done: Callable[[], None] = lambda: None  # wakes the loop after a background step
+        self.watchdog: Watchdog = watchdog_from_config(parse_watchdog(config.watchdog), config.postgresql.data_dir)
 
     # -- background work ---------------------------------------------------------
     @property
@@ -101,7 +104,11 @@ class Executor:
         self.last_role = role
 
     def promote(self, cluster: Cluster) -> bool | None:
-        """Fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
+        """Watchdog, fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
+        if not self.watchdog.arm():
+            logger.error("not promoting self because the watchdog could not be activated: releasing the lock")
+            self.dcs.delete_leader(None)
+            return None
         if not pre_promote_allows(self.config.postgresql.pre_promote, self.config.scope,
                                   self.config.dynamic.retry_timeout * 2):
             self.dcs.delete_leader(None)
@@ -157,10 +164,13 @@ class Executor:
         if cluster.leader is None or cluster.leader.name != self.config.name:
             return False
         try:
-            return self.dcs.update_leader(cluster.leader, wal_lsn)
+            refreshed = self.dcs.update_leader(cluster.leader, wal_lsn)
         except DCSError as exc:
             logger.error("failed to update leader lock: %s", exc)
             return False
+        if refreshed:
+            self.watchdog.keepalive()  # only after the lease was renewed: it runs down otherwise
+        return refreshed
 
     def start_replica(self, cluster: Cluster, target: str | None) -> bool:
         conninfo = self.conninfo(cluster, target)
@@ -317,6 +327,7 @@ class Executor:
         if self.pg.state().in_recovery and not self.prepare_promotion(cluster):
             return True  # we hold the lock: the next cycle promotes
         if not self.pg.state().in_recovery:
+            self.watchdog.arm()
             self.after_promotion(cluster)
             return True
         if self.promote(cluster) is False:

@@ -22,6 +22,7 @@ from .settings import (
     RestApiSettings,
 )
 from .vip import parse_vip
+from .watchdog.settings import WatchdogConfigError, parse_watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -416,6 +417,10 @@ def build_config(raw: Any, path: str | None = None,
         if tag in tags:
             tags[tag] = _bool(tags[tag], f"tags.{tag}")
     watchdog = _section(raw, "watchdog")
+    try:
+        parse_watchdog(watchdog)
+    except WatchdogConfigError as exc:
+        raise ConfigError(str(exc)) from None
     log = _section(raw, "log")
     try:
         vip = parse_vip(raw.get("vip"), warnings)

@@ -21,6 +21,8 @@ from .peers import fetch_peers
 from .settings import Config
 from .status import CycleFacts, member_data, patroni_status
 from .vip import holds_lease, manager_for
+from .watchdog import parse_watchdog
+from .watchdog.loop import Step, after_cycle
 
 logger = logging.getLogger("pg_ha")
 
@@ -54,6 +56,8 @@ class Daemon:
         self.pg = pg
         self.executor = Executor(config, dcs, pg)
         self.executor.on_done = self.wakeup
+        self.watchdog = self.executor.watchdog
+        self.watchdog.set_timing(config.dynamic.ttl, config.dynamic.loop_wait)
         self._stop = threading.Event()
         self._cluster: Cluster | None = None
         self._status: dict[str, Any] = patroni_status(config, CycleFacts())
@@ -198,6 +202,10 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self._reload_local()
+        if self.watchdog.fired():
+            logger.error("the watchdog fired while this daemon did not keep it alive: PostgreSQL was fenced")
+            self.executor.memory.unverified_primary_data = True
+            self.executor.memory.stopped_on_purpose = True
         view, facts = self._gather(cluster)
         decision = decide(cluster, view, self._policy())
         if cluster.leader is not None:
@@ -207,11 +215,19 @@ class Daemon:
         applied = self.executor.execute(decision, cluster, facts.wal_lsn)
         logger.info("%s", applied.message)
         decision = applied
+        self._watchdog_step(applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
             self._leader_duties(cluster, facts)
         self._manage_vip(decision)
         self._maybe_scheduled_restart(facts)
         self._publish(cluster, facts, decision)
+
+    def _watchdog_step(self, applied: Decision, cluster: Cluster, facts: CycleFacts) -> None:
+        step = after_cycle(applied, cluster.paused, facts.running, facts.in_recovery)
+        if step == Step.ARM:
+            self.watchdog.arm()
+        elif step == Step.DISARM:
+            self.watchdog.disarm()
 
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
@@ -240,7 +256,7 @@ class Daemon:
             primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
             replicatefrom=self._config.tags.get("replicatefrom") or None,
             stuck_following=self._stuck_following(cluster, state, memory.upstream),
-            peers=peers)
+            peers=peers, watchdog_usable=self.watchdog.usable())
         receiver = state.wal_receiver or {}
         facts = CycleFacts(
             running=state.running, in_recovery=view.in_recovery, busy=busy,
@@ -419,6 +435,8 @@ class Daemon:
         self.executor.config = new
         self._dcs.set_ttl(new.dynamic.ttl)
         self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
+        self.watchdog.reconfigure(parse_watchdog(new.watchdog))
+        self.watchdog.set_timing(new.dynamic.ttl, new.dynamic.loop_wait)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
         if old.vip != new.vip:
@@ -462,7 +480,10 @@ class Daemon:
             memory.stopped_on_purpose = True
             memory.upstream = None
             self.pg.stop("immediate")
+            self.watchdog.disarm()
             self.executor.run_async("starting", lambda: self.pg.start("replica", None, None))
+        elif not state.running or state.in_recovery:
+            self.watchdog.disarm()
         facts = CycleFacts(running=state.running, in_recovery=state.in_recovery, wal_lsn=state.wal_lsn or 0,
                            timeline=state.timeline, dcs_last_seen=self._dcs_last_seen,
                            server_version=state.server_version, busy=self.executor.busy)
@@ -490,5 +511,6 @@ class Daemon:
                 logger.info("leader key released")
             except DCSError as exc:
                 logger.warning("could not release the leader key: %s", exc)
+        self.watchdog.disarm()
         self.executor.callbacks.drain()
         self._dcs.close()

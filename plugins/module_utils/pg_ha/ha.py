@@ -75,6 +75,7 @@ class LocalView:
     nofailover: bool = False
     replicatefrom: str | None = None     # tag: stream from this member instead of the leader
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
+    watchdog_usable: bool = True         # False: watchdog mode is required and it cannot be armed
     peers: Mapping[str, PeerInfo] | None = None
 
 
@@ -116,6 +117,8 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
     is_healthiest_node)."""
     if local.nofailover:
         return "I am not allowed to promote (nofailover tag)"
+    if not local.watchdog_usable:
+        return "the watchdog is not usable and watchdog mode is required"
     if not _sync_allows(cluster, local.name, policy):
         return "I am not a synchronous standby (synchronous_mode)"
     if not local.running:
@@ -167,6 +170,9 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     if cluster.initialize is None and leader is None:
         if not policy.can_bootstrap or local.nofailover:
             return Decision(Action.NOOP, "waiting for leader to bootstrap (I may not bootstrap)")
+        if not local.watchdog_usable:
+            return Decision(Action.NOOP, "waiting for leader to bootstrap (the watchdog is not usable "
+                            "and watchdog mode is required)")
         return Decision(Action.BOOTSTRAP, "trying to bootstrap a new cluster",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     leader_member = cluster.leader_member
@@ -292,6 +298,9 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
                 return Decision(Action.NOOP, "manual failover: I am the candidate but postgres is not running")
             if not _sync_allows(cluster, me, policy):
                 return Decision(Action.NOOP, "manual failover: I am the candidate but not a synchronous standby")
+            if not local.watchdog_usable:
+                return Decision(Action.NOOP, "manual failover: I am the candidate but the watchdog is not usable "
+                                "and watchdog mode is required")
             return _acquire(local, "manual failover: ")
         if _healthy_peer(local, failover.candidate):
             return Decision(Action.NOOP,
