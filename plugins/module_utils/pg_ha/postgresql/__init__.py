@@ -18,6 +18,7 @@ from typing import Any
 from ..settings import PostgresqlSettings
 from . import bootstrap as _bootstrap
 from . import config
+from . import custom_bootstrap as _custom
 from . import rewind as _rewind
 from . import slots as _slots
 from .ctl import Ctl
@@ -309,9 +310,14 @@ class Postgresql:
 
     # ------------------------------------------------------------ new data directories
     def bootstrap(self, initdb_options: Iterable[Any] | None = None) -> bool:
-        """initdb (bootstrap.initdb options), start as primary, create the users."""
-        opts = self._settings.initdb if initdb_options is None else initdb_options
-        return _bootstrap.bootstrap(self, opts)
+        """initdb (bootstrap.initdb options) or the custom bootstrap.method, start as primary,
+        create the users, run post_bootstrap."""
+        if self._settings.bootstrap_method:
+            ok = _custom.custom_bootstrap(self)
+        else:
+            opts = self._settings.initdb if initdb_options is None else initdb_options
+            ok = _bootstrap.bootstrap(self, opts)
+        return ok and _custom.post_bootstrap(self)
 
     def create_replica(self, leader_conninfo: Mapping[str, Any]) -> bool:
         """Run create_replica_methods in order until one succeeds (data dir left empty if none)."""
