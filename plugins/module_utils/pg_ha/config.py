@@ -360,7 +360,7 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
     _expect(callbacks, dict, "postgresql.callbacks")
     from .bootstrap_config import bootstrap_method  # local: it imports this module's validators
 
-    method, method_options, post_bootstrap = bootstrap_method(bootstrap)
+    boot_method, boot_options, post_bootstrap = bootstrap_method(bootstrap)
     settings = PostgresqlSettings(
         name=name, scope=scope, data_dir=_str(data_dir, "postgresql.data_dir"),
         bin_dir=_str(section.get("bin_dir") or "/usr/lib/postgresql/15/bin", "postgresql.bin_dir"),
@@ -373,7 +373,7 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         create_replica_methods=tuple(str(m) for m in methods),
         replica_method_options=method_options,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
-        bootstrap_method=method, bootstrap_method_options=method_options, post_bootstrap=post_bootstrap,
+        bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
         remove_data_directory_on_rewind_failure=_bool(
             section.get("remove_data_directory_on_rewind_failure", True),
             "postgresql.remove_data_directory_on_rewind_failure"),
