@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import standby
 from .callbacks import CallbackRunner, pre_promote_allows
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
@@ -354,6 +355,16 @@ class Executor:
         self.memory.primary_start_failed = False
         self.memory.unverified_primary_data = True
         return self.dcs.delete_leader(cluster.leader)
+
+    # -- standby cluster (standby.py) -----------------------------------------------
+    def _do_bootstrap_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.bootstrap_standby(self, cluster)
+
+    def _do_standby_leader(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.standby_leader(self, cluster)
+
+    def _do_acquire_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.acquire_standby(self, cluster)
 
     def _do_clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if cluster.failover is not None:

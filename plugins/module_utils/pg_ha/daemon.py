@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import config as config_mod
+from . import standby
 from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
@@ -213,7 +214,8 @@ class Daemon:
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
         return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
-                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode)
+                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
+                      standby_cluster=standby.remote_name(dyn))
 
     def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
         memory = self.executor.memory
@@ -249,7 +251,8 @@ class Daemon:
             sysid=sysid, pending_restart=bool(state.pending_restart),
             replication=tuple(state.replication or ()), dcs_last_seen=self._dcs_last_seen,
             paused=cluster.paused, cluster_unlocked=cluster.leader is None,
-            scheduled_restart=self._scheduled_restart)
+            scheduled_restart=self._scheduled_restart,
+            standby_leader=leader == self._config.name and self._config.dynamic.standby_cluster is not None)
         return view, facts
 
     def _incomplete_data_dir(self) -> bool:
@@ -303,7 +306,7 @@ class Daemon:
                 names = {self.pg.slot_name_for(n) for n in self._slot_seen if n != me}
                 slots = self._config.dynamic.slots
                 names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
-                self.pg.sync_replication_slots(names)
+                self.pg.sync_replication_slots(names, in_recovery_ok=self._config.dynamic.standby_cluster is not None)
                 self.pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
                                               for n, s in slots.items() if s.get("type") == "logical"})
             state = self.pg.state()  # after this cycle's action (e.g. a promotion): one query for both

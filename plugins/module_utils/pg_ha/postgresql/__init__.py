@@ -335,8 +335,8 @@ class Postgresql:
     def slot_name_for(member_name: str) -> str:
         return _slots.slot_name_for(member_name)
 
-    def sync_replication_slots(self, names: set[str]) -> None:
-        _slots.sync_replication_slots(self.db, names)
+    def sync_replication_slots(self, names: set[str], in_recovery_ok: bool = False) -> None:
+        _slots.sync_replication_slots(self.db, names, in_recovery_ok)
 
     def ensure_logical_slots(self, wanted: dict[str, tuple[str, str]]) -> None:
         _slots.ensure_logical_slots(self.db, wanted)
