@@ -17,6 +17,7 @@ from tests.harness.etcd import keys as etcd_keys
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SLOT = "b_standby"
+RESTORE = "/bin/false %f %p"  # never finds a file: PostgreSQL falls back to streaming
 
 
 def standby_leader(c: TestCluster, exclude: tuple[str, ...] = ()) -> Member | None:
@@ -60,7 +61,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         a_leader = a.wait_healthy(timeout=240)
         a_leader.sql("CREATE TABLE from_a(v text); INSERT INTO from_a VALUES ('before-b')")
         b = TestCluster(etcd_server.host_port, scope="b", size=2, dynamic={"standby_cluster": {
-            "host": "127.0.0.1", "port": a_leader.pg_port, "primary_slot_name": SLOT}})
+            "host": "127.0.0.1", "port": a_leader.pg_port, "primary_slot_name": SLOT, "restore_command": RESTORE}})
         b.start()
         b_leader = wait_for(lambda: standby_leader(b), 180, "a standby leader in cluster b")
         b_replica = next(m for m in b.members if m is not b_leader)
@@ -75,6 +76,8 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert receiver_port(b_leader) == a_leader.pg_port, "the standby leader streams from A's leader"
         assert receiver_port(b_replica) == b_leader.pg_port, "b's replica streams from the standby leader"
         assert b_leader.api("/primary")[0] == 503
+        assert b_leader.sql("SHOW restore_command") == [(RESTORE,)]
+        assert b_replica.sql("SHOW restore_command") == [("",)], "only the standby leader restores"
         assert a_leader.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)) == [(True,)]
         a_sysid = a_leader.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
         assert etcd_keys(etcd_server, "etcd3", "/service/b/")["/service/b/initialize"] == a_sysid
@@ -94,6 +97,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert new_leader.sql("SELECT pg_is_in_recovery()") == [(True,)]
         assert not any(m.is_primary() for m in b.members if m.running), "nobody in b was promoted"
         assert (new_leader.status() or {}).get("role") == "standby_leader"
+        wait_for(lambda: new_leader.sql("SHOW restore_command") == [(RESTORE,)], 30, "restore_command on the new one")
 
         # removing standby_cluster from the dynamic config promotes the standby leader
         code, body = new_leader.api("/config", method="PATCH", body={"standby_cluster": None})
@@ -103,6 +107,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         new_leader.sql("INSERT INTO from_a VALUES ('written-in-b')")
         assert new_leader.sql("SELECT count(*) FROM from_a") == [(4,)]
         assert (new_leader.status() or {}).get("role") == "primary"
+        wait_for(lambda: new_leader.sql("SHOW restore_command") == [("",)], 30, "restore_command gone after promotion")
         assert a_leader.sql("SELECT count(*) FROM from_a") == [(3,)], "A does not see B's own writes"
         assert json.loads(etcd_keys(etcd_server, "etcd3", "/service/b/")["/service/b/config"]).get(
             "standby_cluster") is None

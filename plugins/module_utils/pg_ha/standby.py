@@ -47,6 +47,13 @@ def _slot(ex: Executor) -> str | None:
     return (ex.config.dynamic.standby_cluster or {}).get("primary_slot_name") or None
 
 
+def _extra(ex: Executor) -> dict[str, Any]:
+    """restore_command, archive_cleanup_command, recovery_min_apply_delay of standby_cluster."""
+    section = ex.config.dynamic.standby_cluster or {}
+    return {k: section[k] for k in ("restore_command", "archive_cleanup_command", "recovery_min_apply_delay")
+            if section.get(k) not in (None, "")}
+
+
 class _WithSettings:
     """The Postgresql facade seen with other settings (the standby_cluster's replica methods)."""
 
@@ -78,7 +85,8 @@ def bootstrap_standby(ex: Executor, cluster: Cluster) -> bool:
 
     def run() -> None:
         pg = ex.pg
-        if not _clone_remote(ex, conninfo) or not pg.start("replica", conninfo or None, _slot(ex)):
+        if not _clone_remote(ex, conninfo) or not pg.start("replica", conninfo or None, _slot(ex),
+                                                           standby_extra=_extra(ex)):
             logger.error("failed to bootstrap the standby leader from the remote primary %s: removing the "
                          "data directory and the initialize key", remote)
             pg.stop("immediate")
@@ -101,7 +109,7 @@ def bootstrap_standby(ex: Executor, cluster: Cluster) -> bool:
 def _follow_remote(ex: Executor) -> bool:
     remote = remote_name(ex.config.dynamic)
     conninfo = remote_conninfo(ex)
-    ex.pg.follow(conninfo or None, _slot(ex))
+    ex.pg.follow(conninfo or None, _slot(ex), standby_extra=_extra(ex))
     ex.memory.upstream = remote
     ex.memory.unverified_primary_data = False
     return True
@@ -119,7 +127,7 @@ def standby_leader(ex: Executor, cluster: Cluster) -> bool:
 
     def start() -> bool:
         remote = remote_name(ex.config.dynamic)
-        if pg.start("replica", remote_conninfo(ex) or None, _slot(ex)):
+        if pg.start("replica", remote_conninfo(ex) or None, _slot(ex), standby_extra=_extra(ex)):
             ex.memory.upstream = remote
             ex.memory.stopped_on_purpose = False
             ex.memory.primary_start_failed = False

@@ -103,7 +103,7 @@ class Postgresql:
         return self.ctl.postmaster_pid()
 
     def write_config(self, role: str, primary_conninfo: Mapping[str, Any] | str | None = None,
-                     slot_name: str | None = None) -> bool:
+                     slot_name: str | None = None, standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Write postgresql.conf, pg_hba.conf, pgpass and the signal files for `role`."""
         if role not in ("primary", "replica"):
             raise ValueError(f"unknown role {role!r}")
@@ -116,6 +116,7 @@ class Postgresql:
                                                 else config.conninfo_to_str(primary_conninfo))
             if slot_name:
                 recovery["primary_slot_name"] = slot_name
+            recovery.update({k: str(v) for k, v in (standby_extra or {}).items() if k in config.STANDBY_RECOVERY})
         config.ensure_base_conf(data_dir)
         changed = config.write_if_changed(self._path(config.MAIN_CONF),
                                           config.render_postgresql_conf(self._settings, recovery))
@@ -144,7 +145,8 @@ class Postgresql:
             time.sleep(0.1)
 
     def start(self, role: str, primary_conninfo: Mapping[str, Any] | str | None = None,
-              slot_name: str | None = None, timeout: float = 60) -> bool:
+              slot_name: str | None = None, timeout: float = 60,
+              standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Write the config for `role` and pg_ctl start -w; True once it accepts connections."""
         deadline = time.monotonic() + timeout
         if self.is_running():
@@ -156,7 +158,7 @@ class Postgresql:
                 return False
             logger.info("PostgreSQL is already running as %s", running_as)
             return True
-        self.write_config(role, primary_conninfo, slot_name)
+        self.write_config(role, primary_conninfo, slot_name, standby_extra)
         self.db.close()
         logger.info("starting PostgreSQL as %s", role)
         if not self.ctl.start(timeout):
@@ -177,7 +179,7 @@ class Postgresql:
         if not self.stop("fast", timeout):
             return False
         return self.start(role, recovery.get("primary_conninfo"), recovery.get("primary_slot_name"),
-                          max(1.0, deadline - time.monotonic()))
+                          max(1.0, deadline - time.monotonic()), standby_extra=recovery)
 
     def reload(self) -> bool:
         if not self.is_running():
@@ -230,16 +232,18 @@ class Postgresql:
         return True
 
     def follow(self, primary_conninfo: Mapping[str, Any] | str | None, slot_name: str | None = None,
-               timeout: float = 60) -> bool:
+               timeout: float = 60, standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Point a replica at another upstream; reload (PG13+) or, for a running primary,
         restart as a replica. Returns whether anything changed."""
         role, current = self.current_role_files()
         wanted = (primary_conninfo if isinstance(primary_conninfo, str) or primary_conninfo is None
                   else config.conninfo_to_str(primary_conninfo))
+        extra = {k: str(v) for k, v in (standby_extra or {}).items() if k in config.STANDBY_RECOVERY and v}
         if (role == "replica" and current.get("primary_conninfo") == (wanted or None)
-                and current.get("primary_slot_name") == (slot_name or None)):
+                and current.get("primary_slot_name") == (slot_name or None)
+                and {k: v for k, v in current.items() if k in config.STANDBY_RECOVERY} == extra):
             return False
-        self.write_config("replica", wanted, slot_name)
+        self.write_config("replica", wanted, slot_name, extra)
         if self.is_running():
             if self.state().in_recovery is False:
                 logger.info("restarting the running primary as a replica")
