@@ -1,5 +1,6 @@
 """Standby cluster: cluster B (standby_cluster -> cluster A's leader) has a standby leader that
-streams from A and replicas that stream from it; a failed standby leader is replaced by another
+streams from A and replicas that stream from it; a switchover moves the role; a failed standby
+leader is replaced by another
 standby leader (never a read-write primary); removing standby_cluster promotes B's leader."""
 from __future__ import annotations
 
@@ -86,13 +87,27 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         with pytest.raises(Exception, match="read-only"):
             b_leader.sql("INSERT INTO from_a VALUES ('must-fail')")
 
+        # switchover inside the standby cluster: the candidate becomes standby leader, nobody is promoted
+        code, text = b_leader.api("/switchover", method="POST",
+                                  body={"leader": b_leader.name, "candidate": b_replica.name}, timeout=90)
+        assert code == 200, text
+        assert standby_leader(b) is b_replica
+        wait_for(b_leader.is_streaming_replica, 90, "the former standby leader to stream again")
+        wait_for(lambda: receiver_port(b_leader) == b_replica.pg_port, 30, "it to stream from the new standby leader")
+        assert receiver_port(b_replica) == a_leader.pg_port
+        a_leader.sql("INSERT INTO from_a VALUES ('after-b-switchover')")
+        for m in b.members:
+            wait_for(lambda m=m: has_rows(m, 3), 60, f"{m.name} to have A's write after the switchover")
+        assert not any(m.is_primary() for m in b.members)
+        b_leader, b_replica = b_replica, b_leader
+
         # the standby leader dies: the other member takes the role, still streaming from A
         b_leader.kill9()
         new_leader = wait_for(lambda: standby_leader(b, exclude=(b_leader.name,)), 120,
                               "the other b member to become standby leader")
         assert new_leader is b_replica
         a_leader.sql("INSERT INTO from_a VALUES ('after-b-failover')")
-        wait_for(lambda: has_rows(new_leader, 3), 60, "the new standby leader to have A's write")
+        wait_for(lambda: has_rows(new_leader, 4), 60, "the new standby leader to have A's write")
         wait_for(lambda: receiver_port(new_leader) == a_leader.pg_port, 30, "the new standby leader to stream from A")
         assert new_leader.sql("SELECT pg_is_in_recovery()") == [(True,)]
         assert not any(m.is_primary() for m in b.members if m.running), "nobody in b was promoted"
@@ -105,10 +120,10 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert "standby_cluster" not in body
         wait_for(new_leader.is_primary, 60, "b's leader to be promoted")
         new_leader.sql("INSERT INTO from_a VALUES ('written-in-b')")
-        assert new_leader.sql("SELECT count(*) FROM from_a") == [(4,)]
+        assert new_leader.sql("SELECT count(*) FROM from_a") == [(5,)]
         assert (new_leader.status() or {}).get("role") == "primary"
         wait_for(lambda: new_leader.sql("SHOW restore_command") == [("",)], 30, "restore_command gone after promotion")
-        assert a_leader.sql("SELECT count(*) FROM from_a") == [(3,)], "A does not see B's own writes"
+        assert a_leader.sql("SELECT count(*) FROM from_a") == [(4,)], "A does not see B's own writes"
         assert json.loads(etcd_keys(etcd_server, "etcd3", "/service/b/")["/service/b/config"]).get(
             "standby_cluster") is None
     finally:

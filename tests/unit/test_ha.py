@@ -225,6 +225,12 @@ CASES = [
      Action.NOOP, "nofailover tag", None),
     ("standby-replica-follows-standby-leader", cluster(), local(upstream="pg0"), STANDBY,
      Action.NOOP, "a secondary, and following a leader (pg0)", None),
+    ("standby-leader-switchover-to-healthy-candidate",
+     cluster(leader="pg1", failover=Failover(1, "pg1", "pg2")), local(upstream=REMOTE, peers=peers(P_PG2_EQUAL)),
+     STANDBY, Action.SWITCHOVER, "manual failover: demoting myself", "pg2"),
+    ("standby-switchover-candidate-takes-lock-without-promoting",
+     cluster(leader=None, failover=Failover(1, "pg0", "pg1")), local(peers=peers(P_PG2_EQUAL)), STANDBY,
+     Action.ACQUIRE_STANDBY, "manual failover: acquired session lock as a standby leader", None),
     ("standby-config-removed-promotes", cluster(leader="pg1"), local(upstream=REMOTE), Policy(),
      Action.PROMOTE, "promoted self to leader because I had the session lock", None),
 ]

@@ -317,7 +317,7 @@ class Daemon:
 
     def _manage_sync(self, cluster: Cluster, state: Any) -> None:
         dyn, me = self._config.dynamic, self._config.name
-        if not dyn.synchronous_mode:
+        if not dyn.synchronous_mode or dyn.standby_cluster is not None:  # no sync in a standby cluster
             if cluster.sync is not None and cluster.sync.leader == me:
                 self._dcs.delete_sync_state(cluster.sync.version)
             self.executor.set_sync_names(None)

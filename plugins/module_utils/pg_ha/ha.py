@@ -218,9 +218,12 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str 
 
 def _leader_with_lock(cluster: Cluster, local: LocalView, policy: Policy, paused: bool) -> Decision:
     me = local.name
-    if policy.standby_cluster is not None:
-        return _standby_leader(local, policy.standby_cluster, paused)
-    if local.in_recovery:
+    standby: Decision | None = None
+    if policy.standby_cluster is not None:  # never promote; switchovers work as usual
+        standby = _standby_leader(local, policy.standby_cluster, paused)
+        if standby.action != Action.UPDATE_LOCK:
+            return standby
+    elif local.in_recovery:
         return Decision(Action.PROMOTE, "promoted self to leader because I had the session lock",
                         refresh_lock=True)
     failover = _pending_failover(cluster, local.now)
@@ -261,6 +264,8 @@ def _leader_with_lock(cluster: Cluster, local: LocalView, policy: Policy, paused
         return Decision(Action.CLEAR_FAILOVER,
                         "manual failover: no healthy members found, failover is not possible",
                         refresh_lock=True)
+    if standby is not None:
+        return standby
     prefix = "PAUSE: " if paused else ""
     return Decision(Action.UPDATE_LOCK, f"{prefix}no action. I am ({me}), the leader with the lock",
                     on_failure=_lost_lock(me))

@@ -146,4 +146,6 @@ def acquire_standby(ex: Executor, cluster: Cluster) -> bool:
         return False
     if ex.pg.is_running() and ex.pg.state().in_recovery is not False:
         _follow_remote(ex)
+    if cluster.failover is not None:  # a switchover to us is done
+        ex.dcs.set_failover_value("", cluster.failover.version)
     return True
