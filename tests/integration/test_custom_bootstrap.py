@@ -1,6 +1,7 @@
 """Custom bootstrap (bootstrap.method): the first member restores a real base backup of a
-separate PostgreSQL instance with a user command instead of running initdb; a failing
-command leaves nothing behind; post_bootstrap runs; replicas are cloned from the result."""
+separate PostgreSQL instance with a user command instead of running initdb; a member whose
+command fails leaves nothing behind and lets another member bootstrap; post_bootstrap runs;
+replicas are cloned from the result."""
 from __future__ import annotations
 
 import shutil
@@ -30,7 +31,8 @@ for a in "$@"; do
   case "$a" in --datadir=*) D="${{a#--datadir=}}";; --backup=*) B="${{a#--backup=}}";; esac
 done
 cp -a "$B"/. "$D"/ || exit 1
-if [ -e {root}/fail ]; then touch "$D"/partial; echo "restore: backup {root}/fail says no" >&2; exit 3; fi
+W=$(dirname "$D")
+if [ -e "$W"/fail ]; then touch "$D"/partial; echo "restore: this member cannot reach the backup" >&2; exit 3; fi
 """
 
 
@@ -56,41 +58,42 @@ def test_custom_bootstrap_restores_a_base_backup(etcd_server) -> None:
             m.write_config()
         pg0, pg1, pg2 = cluster.members
 
-        # a failing command: one clear line, data dir emptied, initialize key released
-        fail = root / "fail"
-        fail.touch()
+        # pg0's command fails: one clear line, data dir emptied, initialize key left to the others
+        (pg0.workdir / "fail").touch()
         pg0.start()
-        wait_for(lambda: f"custom bootstrap method restore failed (rc=3): restore: backup {root}/fail says no"
-                 in pg0.log(), 90, "the failed restore to be logged")
+        wait_for(lambda: "custom bootstrap method restore failed (rc=3): restore: this member cannot reach the "
+                 "backup" in pg0.log(), 90, "the failed restore to be logged")
         wait_for(lambda: "bootstrap failed: removing the data directory and the initialize key" in pg0.log(),
                  30, "the failed bootstrap to be cleaned up")
+        wait_for(lambda: pg0.data_dir.exists() and not any(pg0.data_dir.iterdir()), 30,
+                 "the failed attempt's files to be removed")
         assert cluster.leader() is None
-        fail.unlink()  # the next attempt (the member retries) succeeds
+        pg1.start()  # pg0 backs off for 2 * ttl: pg1 takes the initialize key and restores
 
-        leader = wait_for(lambda: cluster.leader(), 120, "the restored member to lead")
-        assert leader is pg0
-        assert not (pg0.data_dir / "partial").exists(), "the failed attempt's files were removed"
-        assert pg0.sql("SELECT v FROM marker ORDER BY v") == [("restored-from-backup",)]
-        assert pg0.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0] == source_sysid
+        leader = wait_for(lambda: cluster.leader(), 120, "a restored member to lead")
+        assert leader is pg1
+        assert "my bootstrap attempt failed: waiting for another member to bootstrap" in pg0.log()
+        assert pg1.sql("SELECT v FROM marker ORDER BY v") == [("restored-from-backup",)]
+        assert pg1.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0] == source_sysid
         prefix = f"/service/{SCOPE}/"
         assert etcd_keys(etcd_server, "etcd3", prefix)[prefix + "initialize"] == source_sysid
-        argv = (root / "restore_argv").read_text().splitlines()[-1]
-        assert argv == f"--scope={SCOPE} --datadir={pg0.data_dir} --backup={backup}"
-        assert pg0.sql("SELECT count(*) FROM pg_class WHERE relname = 'post_bootstrap_ran'") == [(1,)]
+        argv = (root / "restore_argv").read_text().splitlines()
+        assert argv[0] == f"--scope={SCOPE} --datadir={pg0.data_dir} --backup={backup}"
+        assert argv[-1] == f"--scope={SCOPE} --datadir={pg1.data_dir} --backup={backup}"
+        assert pg1.sql("SELECT count(*) FROM pg_class WHERE relname = 'post_bootstrap_ran'") == [(1,)]
         post_argv = (root / "post_argv").read_text()
         assert "user=postgres" in post_argv and "password" not in post_argv
-        assert pg0.sql("SELECT rolname FROM pg_roles WHERE rolname = 'replicator'") == [("replicator",)]
+        assert pg1.sql("SELECT rolname FROM pg_roles WHERE rolname = 'replicator'") == [("replicator",)]
 
-        pg1.start()
-        pg2.start()
-        cluster.wait_streaming([pg1, pg2])
-        pg0.sql("INSERT INTO marker VALUES ('written-in-the-new-cluster')")
-        for m in (pg1, pg2):
+        pg2.start()  # pg0 (still failing its restore) and pg2 are cloned from pg1
+        cluster.wait_streaming([pg0, pg2])
+        pg1.sql("INSERT INTO marker VALUES ('written-in-the-new-cluster')")
+        for m in (pg0, pg2):
             wait_for(lambda m=m: m.sql("SELECT count(*) FROM marker")[0][0] == 2, 30, f"{m.name} to replay")
             assert m.sql("SELECT v FROM marker ORDER BY v") == [("restored-from-backup",),
                                                                ("written-in-the-new-cluster",)]
             assert m.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0] == source_sysid
-        assert "running initdb" not in pg0.log()
+        assert not any("running initdb" in m.log() for m in cluster.members)
     finally:
         print(cluster.logs()[-20000:])
         cluster.cleanup()

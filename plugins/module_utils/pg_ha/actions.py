@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ class NodeMemory:
     primary_start_failed: bool = False
     stopped_on_purpose: bool = False
     fatal: str | None = None
+    bootstrap_failed_at: float | None = None  # time.monotonic() of our last failed bootstrap
 
 
 class Executor:
@@ -89,6 +91,12 @@ class Executor:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def bootstrap_backoff(self) -> bool:
+        """After a failed bootstrap, leave the initialize key to the other members for 2 * ttl
+        (Patroni exits instead)."""
+        failed = self.memory.bootstrap_failed_at
+        return failed is not None and time.monotonic() - failed < 2 * self.config.dynamic.ttl
 
     # -- callbacks -----------------------------------------------------------------
     def note_role(self, role: str) -> None:
@@ -203,6 +211,7 @@ class Executor:
                 self.pg.stop("immediate")
                 self.pg.remove_data_dir()
                 self.dcs.cancel_initialization()
+                self.memory.bootstrap_failed_at = time.monotonic()
                 return
             self.callbacks.fire("on_start", "primary")
             self.note_role("primary")

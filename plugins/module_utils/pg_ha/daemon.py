@@ -239,6 +239,7 @@ class Daemon:
             primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
             replicatefrom=self._config.tags.get("replicatefrom") or None,
             stuck_following=self._stuck_following(cluster, state, memory.upstream),
+            bootstrap_backoff=self.executor.bootstrap_backoff(),
             peers=peers)
         receiver = state.wal_receiver or {}
         facts = CycleFacts(

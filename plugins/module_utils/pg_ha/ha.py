@@ -79,6 +79,7 @@ class LocalView:
     nofailover: bool = False
     replicatefrom: str | None = None     # tag: stream from this member instead of the leader
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
+    bootstrap_backoff: bool = False      # our bootstrap failed a moment ago: let another member try
     peers: Mapping[str, PeerInfo] | None = None
 
 
@@ -175,6 +176,8 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     if cluster.initialize is None and leader is None:
         if not policy.can_bootstrap or local.nofailover:
             return Decision(Action.NOOP, "waiting for leader to bootstrap (I may not bootstrap)")
+        if local.bootstrap_backoff:
+            return Decision(Action.NOOP, "my bootstrap attempt failed: waiting for another member to bootstrap")
         if policy.standby_cluster is not None:
             return Decision(Action.BOOTSTRAP_STANDBY,
                             f"trying to bootstrap a standby leader from the remote primary {policy.standby_cluster}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ def bootstrap_standby(ex: Executor, cluster: Cluster) -> bool:
             pg.stop("immediate")
             pg.remove_data_dir()
             ex.dcs.cancel_initialization()
+            ex.memory.bootstrap_failed_at = time.monotonic()
             return
         ex.memory.upstream = remote
         ex.memory.unverified_primary_data = False
