@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SLOT = "b_standby"
 RESTORE = "/bin/false %f %p"  # never finds a file: PostgreSQL falls back to streaming
+RESTORE_2 = "/bin/false %f %p 2"
 
 
 def standby_leader(c: TestCluster, exclude: tuple[str, ...] = ()) -> Member | None:
@@ -87,6 +88,13 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         with pytest.raises(Exception, match="read-only"):
             b_leader.sql("INSERT INTO from_a VALUES ('must-fail')")
 
+        # a changed standby_cluster setting reaches the running standby leader
+        code, body = b_replica.api("/config", method="PATCH",
+                                   body={"standby_cluster": {"restore_command": RESTORE_2}})
+        assert code == 200 and body["standby_cluster"]["restore_command"] == RESTORE_2, body
+        wait_for(lambda: b_leader.sql("SHOW restore_command") == [(RESTORE_2,)], 30, "the new restore_command")
+        assert receiver_port(b_leader) == a_leader.pg_port
+
         # switchover inside the standby cluster: the candidate becomes standby leader, nobody is promoted
         code, text = b_leader.api("/switchover", method="POST",
                                   body={"leader": b_leader.name, "candidate": b_replica.name}, timeout=90)
@@ -112,7 +120,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert new_leader.sql("SELECT pg_is_in_recovery()") == [(True,)]
         assert not any(m.is_primary() for m in b.members if m.running), "nobody in b was promoted"
         assert (new_leader.status() or {}).get("role") == "standby_leader"
-        wait_for(lambda: new_leader.sql("SHOW restore_command") == [(RESTORE,)], 30, "restore_command on the new one")
+        wait_for(lambda: new_leader.sql("SHOW restore_command") == [(RESTORE_2,)], 30, "restore_command on the new one")
 
         # removing standby_cluster from the dynamic config promotes the standby leader
         code, body = new_leader.api("/config", method="PATCH", body={"standby_cluster": None})

@@ -408,6 +408,8 @@ class Daemon:
         self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
+        if old.dynamic.standby_cluster != new.dynamic.standby_cluster:
+            self.executor.memory.upstream = None  # re-point: ha.py compares it with the remote
         self._apply_pg_settings()
 
     def _apply_pg_settings(self) -> None:
