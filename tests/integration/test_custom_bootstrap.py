@@ -98,3 +98,47 @@ def test_custom_bootstrap_restores_a_base_backup(etcd_server) -> None:
         print(cluster.logs()[-20000:])
         cluster.cleanup()
         source.cleanup()
+
+
+def test_custom_bootstrap_point_in_time_recovery(etcd_server) -> None:
+    """recovery_conf: the restored backup replays archived WAL up to a named restore point,
+    pauses there (PostgreSQL's default action), and pg_ha promotes it."""
+    source = StandalonePostgres(archive=True)
+    cluster = TestCluster(etcd_server.host_port, scope="pitr", size=2)
+    root = cluster.root
+    try:
+        source.start()
+        source.sql("CREATE TABLE marker(v text); INSERT INTO marker VALUES ('in-the-backup')")
+        backup = root / "backup"
+        source.basebackup(backup)
+        source.sql("INSERT INTO marker VALUES ('archived-before-the-target')")
+        source.sql("SELECT pg_create_restore_point('before_the_mistake')")
+        source.sql("INSERT INTO marker VALUES ('after-the-target')")
+        source.switch_and_archive()
+        source_sysid = source.sysid()
+        restore = script(root / "restore.sh", RESTORE.format(root=root))
+        for m in cluster.members:
+            m.config["bootstrap"]["method"] = "pitr"
+            m.config["bootstrap"]["pitr"] = {
+                "command": restore, "backup": str(backup),
+                "recovery_conf": {"restore_command": f"cp {source.archive_dir}/%f %p",
+                                  "recovery_target_name": "before_the_mistake"}}
+            m.write_config()
+        pg0, pg1 = cluster.members
+        pg0.start()
+        wait_for(lambda: cluster.leader() is pg0, 120, "the recovered member to lead")
+        assert "custom bootstrap: recovery paused at its target, promoting" in pg0.log()
+        assert pg0.sql("SELECT v FROM marker ORDER BY v") == [("archived-before-the-target",), ("in-the-backup",)]
+        assert pg0.sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0] >= 2, "promoted: a new timeline"
+        assert pg0.sql("SHOW recovery_target_name") == [("",)], "the recovery settings are gone"
+        assert not (pg0.data_dir / "recovery.signal").exists()
+        prefix = "/service/pitr/"
+        assert etcd_keys(etcd_server, "etcd3", prefix)[prefix + "initialize"] == source_sysid
+        pg1.start()
+        cluster.wait_streaming([pg1])
+        pg0.sql("INSERT INTO marker VALUES ('new-history')")
+        wait_for(lambda: pg1.sql("SELECT count(*) FROM marker")[0][0] == 3, 30, "pg1 to replay")
+    finally:
+        print(cluster.logs()[-20000:])
+        cluster.cleanup()
+        source.cleanup()
