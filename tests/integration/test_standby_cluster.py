@@ -46,6 +46,11 @@ def receiver_port(m: Member) -> int | None:
     return rows[0][0] if rows else None
 
 
+def events(m: Member) -> list[str]:
+    path = m.workdir / "events"
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def ctl_list(c: TestCluster) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO / "plugins" / "module_utils"),
            "HOME": str(c.root), "LANG": "C.UTF-8"}
@@ -64,6 +69,12 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         a_leader.sql("CREATE TABLE from_a(v text); INSERT INTO from_a VALUES ('before-b')")
         b = TestCluster(etcd_server.host_port, scope="b", size=2, dynamic={"standby_cluster": {
             "host": "127.0.0.1", "port": a_leader.pg_port, "primary_slot_name": SLOT, "restore_command": RESTORE}})
+        for m in b.members:
+            record = m.workdir / "record.sh"
+            record.write_text(f'#!/bin/sh\necho "$@" >> {m.workdir}/events\n')
+            record.chmod(0o755)
+            m.config["postgresql"]["callbacks"] = {"on_start": str(record), "on_role_change": str(record)}
+            m.write_config()
         b.start()
         b_leader = wait_for(lambda: standby_leader(b), 180, "a standby leader in cluster b")
         b_replica = next(m for m in b.members if m is not b_leader)
@@ -83,6 +94,8 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert a_leader.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)) == [(True,)]
         a_sysid = a_leader.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
         assert etcd_keys(etcd_server, "etcd3", "/service/b/")["/service/b/initialize"] == a_sysid
+        wait_for(lambda: "on_start standby_leader b" in events(b_leader), 30, "on_start on the standby leader")
+        wait_for(lambda: "on_start replica b" in events(b_replica), 30, "on_start on b's replica")
         listing = ctl_list(b)
         assert "Standby Leader" in next(line for line in listing.splitlines() if b_leader.name in line), listing
         with pytest.raises(Exception, match="read-only"):
@@ -107,6 +120,8 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         for m in b.members:
             wait_for(lambda m=m: has_rows(m, 3), 60, f"{m.name} to have A's write after the switchover")
         assert not any(m.is_primary() for m in b.members)
+        wait_for(lambda: "on_role_change standby_leader b" in events(b_replica), 30, "the candidate's role change")
+        wait_for(lambda: "on_role_change replica b" in events(b_leader), 30, "the former standby leader's role change")
         b_leader, b_replica = b_replica, b_leader
 
         # the standby leader dies: the other member takes the role, still streaming from A
@@ -120,6 +135,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         assert new_leader.sql("SELECT pg_is_in_recovery()") == [(True,)]
         assert not any(m.is_primary() for m in b.members if m.running), "nobody in b was promoted"
         assert (new_leader.status() or {}).get("role") == "standby_leader"
+        wait_for(lambda: "on_role_change standby_leader b" in events(new_leader), 30, "on_role_change standby_leader")
         wait_for(lambda: new_leader.sql("SHOW restore_command") == [(RESTORE_2,)], 30, "restore_command on the new one")
 
         # removing standby_cluster from the dynamic config promotes the standby leader
@@ -130,6 +146,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(etcd_server) -> None
         new_leader.sql("INSERT INTO from_a VALUES ('written-in-b')")
         assert new_leader.sql("SELECT count(*) FROM from_a") == [(5,)]
         assert (new_leader.status() or {}).get("role") == "primary"
+        wait_for(lambda: events(new_leader)[-1:] == ["on_role_change primary b"], 30, "on_role_change primary")
         wait_for(lambda: new_leader.sql("SHOW restore_command") == [("",)], 30, "restore_command gone after promotion")
         assert a_leader.sql("SELECT count(*) FROM from_a") == [(4,)], "A does not see B's own writes"
         assert json.loads(etcd_keys(etcd_server, "etcd3", "/service/b/")["/service/b/config"]).get(

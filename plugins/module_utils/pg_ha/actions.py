@@ -100,8 +100,8 @@ class Executor:
 
     # -- callbacks -----------------------------------------------------------------
     def note_role(self, role: str) -> None:
-        """on_role_change when a running node changes between primary and replica."""
-        if role not in ("primary", "replica"):
+        """on_role_change when a running node changes between primary, replica and standby_leader."""
+        if role not in ("primary", "replica", "standby_leader"):
             return
         if self.last_role is not None and role != self.last_role:
             self.callbacks.fire("on_role_change", role)

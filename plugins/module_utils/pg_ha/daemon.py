@@ -20,7 +20,7 @@ from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
 from .settings import Config
-from .status import CycleFacts, member_data, patroni_status
+from .status import CycleFacts, member_data, member_role, patroni_status
 
 logger = logging.getLogger("pg_ha")
 
@@ -382,7 +382,7 @@ class Daemon:
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
         self._status = patroni_status(self._config, facts)
         if facts.running and not self.executor.busy and decision.action in (Action.NOOP, Action.UPDATE_LOCK):
-            self.executor.note_role("replica" if facts.in_recovery else "primary")  # facts predate the action
+            self.executor.note_role(member_role(facts))  # facts predate the action
         try:
             self._dcs.touch_member(member_data(self._config, facts))
         except DCSError as exc:
