@@ -54,6 +54,8 @@ SYNC_PG1 = SyncState(3, "pg0", ("pg1",))
 SYNC_NONE = SyncState(3, "pg0", ())
 SYNC = Policy(synchronous_mode=True)
 EARLIER = NOW - timedelta(minutes=1)
+REMOTE = "10.0.0.9:5432"
+STANDBY = Policy(standby_cluster=REMOTE)
 
 CASES = [
     # id, cluster, local, policy, expected action, expected message (substring), target
@@ -65,6 +67,11 @@ CASES = [
      Policy(), Action.BOOTSTRAP, "trying to bootstrap a new cluster", None),
     ("empty-uninitialized-nofailover-waits", cluster(leader=None, initialize=None),
      local(data_dir_empty=True, nofailover=True), Policy(), Action.NOOP, "waiting for leader to bootstrap", None),
+    ("empty-uninitialized-after-failed-bootstrap-waits", cluster(leader=None, initialize=None),
+     local(data_dir_empty=True, bootstrap_backoff=True), Policy(), Action.NOOP,
+     "my bootstrap attempt failed: waiting for another member to bootstrap", None),
+    ("standby-empty-after-failed-bootstrap-waits", cluster(leader=None, initialize=None),
+     local(data_dir_empty=True, bootstrap_backoff=True), STANDBY, Action.NOOP, "waiting for another member", None),
     ("empty-with-leader-clones", cluster(), local(data_dir_empty=True), Policy(),
      Action.CLONE, "trying to bootstrap from leader 'pg0'", "pg0"),
     ("empty-initializing-waits", cluster(leader=None, initialize=""), local(data_dir_empty=True), Policy(),
@@ -213,6 +220,41 @@ CASES = [
      Action.NOOP, "a secondary, and following a leader (pg0)", None),
     ("watchdog-paused-primary-without-lock-acquires", cluster(leader=None, paused=True),
      local(in_recovery=False, watchdog_usable=False), Policy(), Action.ACQUIRE, "PAUSE: acquired session lock", None),
+    # standby cluster: the leader is a standby leader of the remote primary, never promoted
+    ("standby-empty-uninitialized-clones-remote", cluster(leader=None, initialize=None), local(data_dir_empty=True),
+     STANDBY, Action.BOOTSTRAP_STANDBY, f"bootstrap a standby leader from the remote primary {REMOTE}", None),
+    ("standby-empty-nofailover-waits", cluster(leader=None, initialize=None),
+     local(data_dir_empty=True, nofailover=True), STANDBY, Action.NOOP, "waiting for leader to bootstrap", None),
+    ("standby-empty-with-leader-clones-it", cluster(), local(data_dir_empty=True), STANDBY,
+     Action.CLONE, "trying to bootstrap from leader 'pg0'", "pg0"),
+    ("standby-leader-with-lock-does-not-promote", cluster(leader="pg1"), local(upstream=REMOTE), STANDBY,
+     Action.UPDATE_LOCK, "no action. I am (pg1), the standby leader with the lock", None),
+    ("standby-leader-repoints-to-remote", cluster(leader="pg1"), local(upstream="pg0"), STANDBY,
+     Action.STANDBY_LEADER, f"following the remote primary {REMOTE} as the standby leader", None),
+    ("standby-leader-read-write-is-demoted", cluster(leader="pg1"), local(in_recovery=False, upstream=None),
+     STANDBY, Action.STANDBY_LEADER, f"demoting to a standby of the remote primary {REMOTE}", None),
+    ("standby-leader-paused-read-write-left-alone", cluster(leader="pg1", paused=True),
+     local(in_recovery=False, upstream=None), STANDBY, Action.UPDATE_LOCK, "PAUSE: running read-write", None),
+    ("standby-leader-down-starts-as-standby", cluster(leader="pg1"), local(running=False), STANDBY,
+     Action.STANDBY_LEADER, f"starting the standby leader, replicating from the remote primary {REMOTE}", None),
+    ("standby-leader-start-failed-releases", cluster(leader="pg1"), local(running=False, primary_start_failed=True),
+     STANDBY, Action.RELEASE_LOCK, "releasing the leader lock", None),
+    ("standby-no-leader-healthiest-takes-lock", cluster(leader=None), local(peers=peers(P_PG2_BEHIND)), STANDBY,
+     Action.ACQUIRE_STANDBY, "acquired session lock as a standby leader", None),
+    ("standby-no-leader-peer-ahead-waits", cluster(leader=None), local(name="pg2", peers=peers(P_PG1_AHEAD)),
+     STANDBY, Action.NOOP, "pg1 has a higher wal position", None),
+    ("standby-no-leader-nofailover", cluster(leader=None), local(nofailover=True), STANDBY,
+     Action.NOOP, "nofailover tag", None),
+    ("standby-replica-follows-standby-leader", cluster(), local(upstream="pg0"), STANDBY,
+     Action.NOOP, "a secondary, and following a leader (pg0)", None),
+    ("standby-leader-switchover-to-healthy-candidate",
+     cluster(leader="pg1", failover=Failover(1, "pg1", "pg2")), local(upstream=REMOTE, peers=peers(P_PG2_EQUAL)),
+     STANDBY, Action.SWITCHOVER, "manual failover: demoting myself", "pg2"),
+    ("standby-switchover-candidate-takes-lock-without-promoting",
+     cluster(leader=None, failover=Failover(1, "pg0", "pg1")), local(peers=peers(P_PG2_EQUAL)), STANDBY,
+     Action.ACQUIRE_STANDBY, "manual failover: acquired session lock as a standby leader", None),
+    ("standby-config-removed-promotes", cluster(leader="pg1"), local(upstream=REMOTE), Policy(),
+     Action.PROMOTE, "promoted self to leader because I had the session lock", None),
 ]
 
 
@@ -240,6 +282,13 @@ def test_lost_race_falls_back_to_noop() -> None:
     decision = decide(cluster(leader=None), local(), Policy())
     assert decision.action == Action.ACQUIRE
     assert decision.on_failure is not None and decision.on_failure.action == Action.NOOP
+
+
+def test_standby_leader_lock_loss_does_not_demote() -> None:
+    decision = decide(cluster(leader="pg1"), local(upstream=REMOTE), STANDBY)
+    assert decision.on_failure is not None and decision.on_failure.action == Action.NOOP
+    race = decide(cluster(leader=None), local(), STANDBY)
+    assert race.on_failure is not None and race.on_failure.action == Action.NOOP
 
 
 def test_lost_initialize_race() -> None:

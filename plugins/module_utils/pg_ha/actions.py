@@ -9,10 +9,12 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import standby
 from .callbacks import CallbackRunner, pre_promote_allows
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
@@ -37,6 +39,7 @@ class NodeMemory:
     primary_start_failed: bool = False
     stopped_on_purpose: bool = False
     fatal: str | None = None
+    bootstrap_failed_at: float | None = None  # time.monotonic() of our last failed bootstrap
 
 
 class Executor:
@@ -94,10 +97,16 @@ class Executor:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def bootstrap_backoff(self) -> bool:
+        """After a failed bootstrap, leave the initialize key to the other members for 2 * ttl
+        (Patroni exits instead)."""
+        failed = self.memory.bootstrap_failed_at
+        return failed is not None and time.monotonic() - failed < 2 * self.config.dynamic.ttl
+
     # -- callbacks -----------------------------------------------------------------
     def note_role(self, role: str) -> None:
-        """on_role_change when a running node changes between primary and replica."""
-        if role not in ("primary", "replica"):
+        """on_role_change when a running node changes between primary, replica and standby_leader."""
+        if role not in ("primary", "replica", "standby_leader"):
             return
         if self.last_role is not None and role != self.last_role:
             self.callbacks.fire("on_role_change", role)
@@ -214,6 +223,7 @@ class Executor:
                 self.pg.stop("immediate")
                 self.pg.remove_data_dir()
                 self.dcs.cancel_initialization()
+                self.memory.bootstrap_failed_at = time.monotonic()
                 return
             self.callbacks.fire("on_start", "primary")
             self.note_role("primary")
@@ -370,6 +380,16 @@ class Executor:
         self.memory.primary_start_failed = False
         self.memory.unverified_primary_data = True
         return self.dcs.delete_leader(cluster.leader)
+
+    # -- standby cluster (standby.py) -----------------------------------------------
+    def _do_bootstrap_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.bootstrap_standby(self, cluster)
+
+    def _do_standby_leader(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.standby_leader(self, cluster)
+
+    def _do_acquire_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return standby.acquire_standby(self, cluster)
 
     def _do_clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if cluster.failover is not None:

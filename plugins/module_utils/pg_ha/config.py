@@ -202,7 +202,10 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
             raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
         if kind == "logical" and not (slot.get("database") and slot.get("plugin")):
             raise ConfigError(f"{key}: a logical slot needs database and plugin")
+    from .bootstrap_config import standby_cluster  # local: it imports this module's validators
+
     return DynamicSettings(
+        standby_cluster=standby_cluster(data, where),
         member_slots_ttl=_duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
         slots=dict(slots),
         synchronous_mode=_bool(sync_mode, f"{where}.synchronous_mode"),
@@ -357,6 +360,9 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
     _expect(basebackup, list, "postgresql.basebackup")
     callbacks = section.get("callbacks") or {}
     _expect(callbacks, dict, "postgresql.callbacks")
+    from .bootstrap_config import bootstrap_method  # local: it imports this module's validators
+
+    boot_method, boot_options, post_bootstrap = bootstrap_method(bootstrap)
     settings = PostgresqlSettings(
         name=name, scope=scope, data_dir=_str(data_dir, "postgresql.data_dir"),
         bin_dir=_str(section.get("bin_dir") or "/usr/lib/postgresql/15/bin", "postgresql.bin_dir"),
@@ -369,6 +375,7 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         create_replica_methods=tuple(str(m) for m in methods),
         replica_method_options=method_options,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
+        bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
         remove_data_directory_on_rewind_failure=_bool(
             section.get("remove_data_directory_on_rewind_failure", True),
             "postgresql.remove_data_directory_on_rewind_failure"),
@@ -402,7 +409,7 @@ def build_config(raw: Any, path: str | None = None,
         raise ConfigError("scope: '/' is not allowed in scope or name")
     namespace = _str(raw.get("namespace", "/service/"), "namespace")
     bootstrap = _section(raw, "bootstrap")
-    _warn_unknown(bootstrap, KNOWN_KEYS["bootstrap"], "bootstrap", warnings)
+    _warn_unknown(bootstrap, KNOWN_KEYS["bootstrap"] | {str(bootstrap.get("method"))}, "bootstrap", warnings)
     if "users" in bootstrap:
         warnings.append("bootstrap.users is not applied (Patroni removed it in 3.0): create roles in "
                         "bootstrap.post_bootstrap instead")

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import config as config_mod
+from . import standby
 from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
 from .settings import Config
-from .status import CycleFacts, member_data, patroni_status
+from .status import CycleFacts, member_data, member_role, patroni_status
 from .vip import holds_lease, manager_for
 from .watchdog import parse_watchdog
 from .watchdog.loop import Step, after_cycle
@@ -232,7 +233,8 @@ class Daemon:
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
         return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
-                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode)
+                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
+                      standby_cluster=standby.remote_name(dyn))
 
     def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
         memory = self.executor.memory
@@ -256,6 +258,7 @@ class Daemon:
             primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
             replicatefrom=self._config.tags.get("replicatefrom") or None,
             stuck_following=self._stuck_following(cluster, state, memory.upstream),
+            bootstrap_backoff=self.executor.bootstrap_backoff(),
             peers=peers, watchdog_usable=self.watchdog.usable())
         receiver = state.wal_receiver or {}
         facts = CycleFacts(
@@ -268,7 +271,8 @@ class Daemon:
             sysid=sysid, pending_restart=bool(state.pending_restart),
             replication=tuple(state.replication or ()), dcs_last_seen=self._dcs_last_seen,
             paused=cluster.paused, cluster_unlocked=cluster.leader is None,
-            scheduled_restart=self._scheduled_restart)
+            scheduled_restart=self._scheduled_restart,
+            standby_leader=leader == self._config.name and self._config.dynamic.standby_cluster is not None)
         return view, facts
 
     def _incomplete_data_dir(self) -> bool:
@@ -322,7 +326,7 @@ class Daemon:
                 names = {self.pg.slot_name_for(n) for n in self._slot_seen if n != me}
                 slots = self._config.dynamic.slots
                 names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
-                self.pg.sync_replication_slots(names)
+                self.pg.sync_replication_slots(names, in_recovery_ok=self._config.dynamic.standby_cluster is not None)
                 self.pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
                                               for n, s in slots.items() if s.get("type") == "logical"})
             state = self.pg.state()  # after this cycle's action (e.g. a promotion): one query for both
@@ -347,7 +351,7 @@ class Daemon:
 
     def _manage_sync(self, cluster: Cluster, state: Any) -> None:
         dyn, me = self._config.dynamic, self._config.name
-        if not dyn.synchronous_mode:
+        if not dyn.synchronous_mode or dyn.standby_cluster is not None:  # no sync in a standby cluster
             if cluster.sync is not None and cluster.sync.leader == me:
                 self._dcs.delete_sync_state(cluster.sync.version)
             self.executor.set_sync_names(None)
@@ -411,7 +415,7 @@ class Daemon:
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
         self._status = patroni_status(self._config, facts)
         if facts.running and not self.executor.busy and decision.action in (Action.NOOP, Action.UPDATE_LOCK):
-            self.executor.note_role("replica" if facts.in_recovery else "primary")  # facts predate the action
+            self.executor.note_role(member_role(facts))  # facts predate the action
         try:
             self._dcs.touch_member(member_data(self._config, facts))
         except DCSError as exc:
@@ -442,6 +446,8 @@ class Daemon:
         if old.vip != new.vip:
             self.executor.vip.release("the vip configuration changed")
             self.executor.vip = manager_for(new.vip)
+        if old.dynamic.standby_cluster != new.dynamic.standby_cluster:
+            self.executor.memory.upstream = None  # re-point: ha.py compares it with the remote
         self._apply_pg_settings()
 
     def _apply_pg_settings(self) -> None:

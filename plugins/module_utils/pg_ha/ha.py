@@ -34,6 +34,10 @@ class Action(enum.StrEnum):
     RELEASE_LOCK = "release_lock"        # give the lock up (primary failed to start)
     CLEAR_FAILOVER = "clear_failover"    # drop a failover key that can no longer be honoured
     FATAL = "fatal"                      # refuse to run (system identifier mismatch)
+    # standby cluster (dynamic config standby_cluster): the leader replicates from a remote primary
+    BOOTSTRAP_STANDBY = "bootstrap_standby"  # take `initialize`, clone the remote primary
+    STANDBY_LEADER = "standby_leader"    # we hold the lock: (re)start/re-point as a standby of the remote
+    ACQUIRE_STANDBY = "acquire_standby"  # take the leader key without promoting
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class LocalView:
     replicatefrom: str | None = None     # tag: stream from this member instead of the leader
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
     watchdog_usable: bool = True         # False: watchdog mode is required and it cannot be armed
+    bootstrap_backoff: bool = False      # our bootstrap failed a moment ago: let another member try
     peers: Mapping[str, PeerInfo] | None = None
 
 
@@ -85,6 +90,7 @@ class Policy:
     check_timeline: bool = False
     can_bootstrap: bool = True
     synchronous_mode: bool = False
+    standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -142,7 +148,10 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
     return None
 
 
-def _acquire(local: LocalView, message_prefix: str = "") -> Decision:
+def _acquire(local: LocalView, message_prefix: str = "", standby: str | None = None) -> Decision:
+    if standby is not None:
+        return Decision(Action.ACQUIRE_STANDBY, f"{message_prefix}acquired session lock as a standby leader",
+                        on_failure=Decision(Action.NOOP, "failed to acquire the leader lock: another member won"))
     if local.in_recovery:
         message = f"{message_prefix}promoted self to leader by acquiring session lock"
     else:
@@ -173,6 +182,12 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
         if not local.watchdog_usable:
             return Decision(Action.NOOP, "waiting for leader to bootstrap (the watchdog is not usable "
                             "and watchdog mode is required)")
+        if local.bootstrap_backoff:
+            return Decision(Action.NOOP, "my bootstrap attempt failed: waiting for another member to bootstrap")
+        if policy.standby_cluster is not None:
+            return Decision(Action.BOOTSTRAP_STANDBY,
+                            f"trying to bootstrap a standby leader from the remote primary {policy.standby_cluster}",
+                            on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
         return Decision(Action.BOOTSTRAP, "trying to bootstrap a new cluster",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     leader_member = cluster.leader_member
@@ -185,7 +200,7 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 
-def _not_running(cluster: Cluster, local: LocalView, paused: bool) -> Decision:
+def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
     if paused:
         return Decision(Action.NOOP, "PAUSE: postgres is not running",
@@ -194,6 +209,10 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool) -> Decision:
         if local.primary_start_failed:
             return Decision(Action.RELEASE_LOCK,
                             "primary failed to start, releasing the leader lock")
+        if standby is not None:
+            return Decision(Action.STANDBY_LEADER,
+                            f"starting the standby leader, replicating from the remote primary {standby}",
+                            refresh_lock=True)
         return Decision(Action.START_PRIMARY, "starting primary after failure", refresh_lock=True)
     if local.unverified_primary_data and leader is not None:
         return Decision(Action.REJOIN,
@@ -208,7 +227,12 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool) -> Decision:
 
 def _leader_with_lock(cluster: Cluster, local: LocalView, policy: Policy, paused: bool) -> Decision:
     me = local.name
-    if local.in_recovery:
+    standby: Decision | None = None
+    if policy.standby_cluster is not None:  # never promote; switchovers work as usual
+        standby = _standby_leader(local, policy.standby_cluster, paused)
+        if standby.action != Action.UPDATE_LOCK:
+            return standby
+    elif local.in_recovery:
         return Decision(Action.PROMOTE, "promoted self to leader because I had the session lock",
                         refresh_lock=True)
     failover = _pending_failover(cluster, local.now)
@@ -249,9 +273,27 @@ def _leader_with_lock(cluster: Cluster, local: LocalView, policy: Policy, paused
         return Decision(Action.CLEAR_FAILOVER,
                         "manual failover: no healthy members found, failover is not possible",
                         refresh_lock=True)
+    if standby is not None:
+        return standby
     prefix = "PAUSE: " if paused else ""
     return Decision(Action.UPDATE_LOCK, f"{prefix}no action. I am ({me}), the leader with the lock",
                     on_failure=_lost_lock(me))
+
+
+def _standby_leader(local: LocalView, remote: str, paused: bool) -> Decision:
+    """We hold the lock of a standby cluster: stay in recovery, stream from the remote primary."""
+    prefix = "PAUSE: " if paused else ""
+    if not local.in_recovery:
+        if paused:
+            return Decision(Action.UPDATE_LOCK, f"PAUSE: running read-write in a standby cluster, "
+                            f"not restarting it as a standby of {remote}", on_failure=_lost_lock(local.name))
+        return Decision(Action.STANDBY_LEADER, f"demoting to a standby of the remote primary {remote}: "
+                        "this is a standby cluster", refresh_lock=True)
+    if local.upstream != remote:
+        return Decision(Action.STANDBY_LEADER, f"{prefix}following the remote primary {remote} as the standby leader",
+                        refresh_lock=True)
+    return Decision(Action.UPDATE_LOCK, f"{prefix}no action. I am ({local.name}), the standby leader with the lock",
+                    on_failure=Decision(Action.NOOP, "failed to update leader lock: no longer the standby leader"))
 
 
 def _lost_lock(me: str) -> Decision:
@@ -287,9 +329,9 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     failover = cluster.failover
     if paused:
         if not local.in_recovery:
-            return _acquire(local, "PAUSE: ")
+            return _acquire(local, "PAUSE: ", policy.standby_cluster)
         if failover is not None and failover.candidate == me:
-            return _acquire(local, "PAUSE: manual failover: ")
+            return _acquire(local, "PAUSE: manual failover: ", policy.standby_cluster)
         return Decision(Action.NOOP, "PAUSE: no leader, automatic failover is disabled")
     if failover is not None and failover.candidate is not None \
             and (failover.scheduled_at is None or failover.scheduled_at <= local.now):
@@ -301,7 +343,7 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
             if not local.watchdog_usable:
                 return Decision(Action.NOOP, "manual failover: I am the candidate but the watchdog is not usable "
                                 "and watchdog mode is required")
-            return _acquire(local, "manual failover: ")
+            return _acquire(local, "manual failover: ", policy.standby_cluster)
         if _healthy_peer(local, failover.candidate):
             return Decision(Action.NOOP,
                             f"manual failover: waiting for the candidate {failover.candidate} to take the lock")
@@ -310,7 +352,7 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     reason = _lost_race_reason(cluster, local, policy)
     if reason is not None:
         return Decision(Action.NOOP, f"not the healthiest node for the leader race: {reason}")
-    return _acquire(local)
+    return _acquire(local, standby=policy.standby_cluster)
 
 
 def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
@@ -335,7 +377,7 @@ def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                         "of the existing data directory",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     if not local.running:
-        return _not_running(cluster, local, paused)
+        return _not_running(cluster, local, paused, policy.standby_cluster)
     if leader == me:
         return _leader_with_lock(cluster, local, policy, paused)
     if leader is not None:

@@ -52,6 +52,9 @@ class PostgresqlSettings:
     replica_method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     basebackup: tuple[Any, ...] = ()  # extra pg_basebackup options (str or {k: v})
     initdb: tuple[Any, ...] = ()  # bootstrap.initdb options (str or {k: v})
+    bootstrap_method: str | None = None  # bootstrap.method other than initdb: a custom command
+    bootstrap_method_options: dict[str, Any] = field(default_factory=dict)  # bootstrap.<method>
+    post_bootstrap: str | None = None  # bootstrap.post_bootstrap (or post_init) script
     remove_data_directory_on_rewind_failure: bool = True
     remove_data_directory_on_diverged_timelines: bool = True
     callbacks: dict[str, str] = field(default_factory=dict)
@@ -118,6 +121,7 @@ class DynamicSettings:
     synchronous_node_count: int = 1
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent replication slots
     member_slots_ttl: int = 1800  # keep a vanished member's slot this long (seconds)
+    standby_cluster: dict[str, Any] | None = None  # replicate from another cluster's primary
     parameters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 

@@ -37,6 +37,7 @@ class CycleFacts:
     paused: bool = False
     cluster_unlocked: bool = False
     scheduled_restart: dict[str, Any] | None = None
+    standby_leader: bool = False  # we hold the lock of a standby cluster
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +56,8 @@ def member_role(facts: CycleFacts) -> str:
         return "uninitialized"
     if facts.running and not facts.in_recovery:
         return "primary"
+    if facts.running and facts.standby_leader:
+        return "standby_leader"
     return "replica"
 
 

@@ -160,7 +160,7 @@ def wait_for_result(dcs: AbstractDCS, action: str, old_leader: str | None, candi
             leader = cluster.leader.name if cluster.leader is not None else None
             member = cluster.get_member(leader) if leader else None
             if leader and leader != old_leader and cluster.failover is None and member is not None \
-                    and member.state == RUNNING and member.role in PRIMARY_ROLES:
+                    and member.state == RUNNING and (member.role in PRIMARY_ROLES or member.role == "standby_leader"):
                 if candidate and leader != candidate:
                     return 503, f'{title} failed: "{leader}" became the leader instead of "{candidate}"'
                 return 200, f'Successfully {done} over to "{leader}"'

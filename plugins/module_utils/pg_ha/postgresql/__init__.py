@@ -18,6 +18,7 @@ from typing import Any
 from ..settings import PostgresqlSettings
 from . import bootstrap as _bootstrap
 from . import config
+from . import custom_bootstrap as _custom
 from . import rewind as _rewind
 from . import slots as _slots
 from .ctl import Ctl
@@ -102,7 +103,7 @@ class Postgresql:
         return self.ctl.postmaster_pid()
 
     def write_config(self, role: str, primary_conninfo: Mapping[str, Any] | str | None = None,
-                     slot_name: str | None = None) -> bool:
+                     slot_name: str | None = None, standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Write postgresql.conf, pg_hba.conf, pgpass and the signal files for `role`."""
         if role not in ("primary", "replica"):
             raise ValueError(f"unknown role {role!r}")
@@ -115,6 +116,7 @@ class Postgresql:
                                                 else config.conninfo_to_str(primary_conninfo))
             if slot_name:
                 recovery["primary_slot_name"] = slot_name
+            recovery.update({k: str(v) for k, v in (standby_extra or {}).items() if k in config.STANDBY_RECOVERY})
         config.ensure_base_conf(data_dir)
         changed = config.write_if_changed(self._path(config.MAIN_CONF),
                                           config.render_postgresql_conf(self._settings, recovery))
@@ -143,7 +145,8 @@ class Postgresql:
             time.sleep(0.1)
 
     def start(self, role: str, primary_conninfo: Mapping[str, Any] | str | None = None,
-              slot_name: str | None = None, timeout: float = 60) -> bool:
+              slot_name: str | None = None, timeout: float = 60,
+              standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Write the config for `role` and pg_ctl start -w; True once it accepts connections."""
         deadline = time.monotonic() + timeout
         if self.is_running():
@@ -155,7 +158,7 @@ class Postgresql:
                 return False
             logger.info("PostgreSQL is already running as %s", running_as)
             return True
-        self.write_config(role, primary_conninfo, slot_name)
+        self.write_config(role, primary_conninfo, slot_name, standby_extra)
         self.db.close()
         logger.info("starting PostgreSQL as %s", role)
         if not self.ctl.start(timeout):
@@ -176,7 +179,7 @@ class Postgresql:
         if not self.stop("fast", timeout):
             return False
         return self.start(role, recovery.get("primary_conninfo"), recovery.get("primary_slot_name"),
-                          max(1.0, deadline - time.monotonic()))
+                          max(1.0, deadline - time.monotonic()), standby_extra=recovery)
 
     def reload(self) -> bool:
         if not self.is_running():
@@ -229,16 +232,18 @@ class Postgresql:
         return True
 
     def follow(self, primary_conninfo: Mapping[str, Any] | str | None, slot_name: str | None = None,
-               timeout: float = 60) -> bool:
+               timeout: float = 60, standby_extra: Mapping[str, Any] | None = None) -> bool:
         """Point a replica at another upstream; reload (PG13+) or, for a running primary,
         restart as a replica. Returns whether anything changed."""
         role, current = self.current_role_files()
         wanted = (primary_conninfo if isinstance(primary_conninfo, str) or primary_conninfo is None
                   else config.conninfo_to_str(primary_conninfo))
+        extra = {k: str(v) for k, v in (standby_extra or {}).items() if k in config.STANDBY_RECOVERY and v}
         if (role == "replica" and current.get("primary_conninfo") == (wanted or None)
-                and current.get("primary_slot_name") == (slot_name or None)):
+                and current.get("primary_slot_name") == (slot_name or None)
+                and {k: v for k, v in current.items() if k in config.STANDBY_RECOVERY} == extra):
             return False
-        self.write_config("replica", wanted, slot_name)
+        self.write_config("replica", wanted, slot_name, extra)
         if self.is_running():
             if self.state().in_recovery is False:
                 logger.info("restarting the running primary as a replica")
@@ -309,9 +314,14 @@ class Postgresql:
 
     # ------------------------------------------------------------ new data directories
     def bootstrap(self, initdb_options: Iterable[Any] | None = None) -> bool:
-        """initdb (bootstrap.initdb options), start as primary, create the users."""
-        opts = self._settings.initdb if initdb_options is None else initdb_options
-        return _bootstrap.bootstrap(self, opts)
+        """initdb (bootstrap.initdb options) or the custom bootstrap.method, start as primary,
+        create the users, run post_bootstrap."""
+        if self._settings.bootstrap_method:
+            ok = _custom.custom_bootstrap(self)
+        else:
+            opts = self._settings.initdb if initdb_options is None else initdb_options
+            ok = _bootstrap.bootstrap(self, opts)
+        return ok and _custom.post_bootstrap(self)
 
     def create_replica(self, leader_conninfo: Mapping[str, Any]) -> bool:
         """Run create_replica_methods in order until one succeeds (data dir left empty if none)."""
@@ -329,8 +339,8 @@ class Postgresql:
     def slot_name_for(member_name: str) -> str:
         return _slots.slot_name_for(member_name)
 
-    def sync_replication_slots(self, names: set[str]) -> None:
-        _slots.sync_replication_slots(self.db, names)
+    def sync_replication_slots(self, names: set[str], in_recovery_ok: bool = False) -> None:
+        _slots.sync_replication_slots(self.db, names, in_recovery_ok)
 
     def ensure_logical_slots(self, wanted: dict[str, tuple[str, str]]) -> None:
         _slots.ensure_logical_slots(self.db, wanted)

@@ -28,6 +28,9 @@ STANDBY_SIGNAL = "standby.signal"
 RECOVERY_SIGNAL = "recovery.signal"
 # recovery settings pg_ha writes itself for a replica; user values for them are ignored
 MANAGED_RECOVERY = ("primary_conninfo", "primary_slot_name", "recovery_target_timeline")
+# a standby leader's extra recovery settings (dynamic standby_cluster), after STANDBY_HEADER
+STANDBY_RECOVERY = ("restore_command", "archive_cleanup_command", "recovery_min_apply_delay")
+STANDBY_HEADER = "# standby_cluster"
 # settings that come from dedicated config keys, never from `parameters`
 FORCED = ("listen_addresses", "port", "hot_standby")
 DEFAULTS: dict[str, Any] = {
@@ -90,6 +93,10 @@ def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, 
         for name in ("primary_conninfo", "primary_slot_name"):
             if recovery.get(name) not in (None, ""):
                 lines.append(f"{name} = {quote_conf_value(str(recovery[name]))}")
+        extra = [n for n in STANDBY_RECOVERY if recovery.get(n) not in (None, "")]
+        if extra:
+            lines += ["", STANDBY_HEADER]
+            lines += [f"{n} = {quote_conf_value(str(recovery[n]))}" for n in extra]
     return "\n".join(lines) + "\n"
 
 
@@ -137,10 +144,16 @@ def read_recovery_params(data_dir: str) -> dict[str, str]:
     """primary_conninfo & co. as written in our postgresql.conf (empty when none)."""
     try:
         with open(os.path.join(data_dir, MAIN_CONF), encoding="utf-8") as fh:
-            conf = parse_conf(fh.read())
+            text = fh.read()
     except OSError:
         return {}
-    return {k: conf[k] for k in MANAGED_RECOVERY if conf.get(k)}
+    conf = parse_conf(text)
+    result = {k: conf[k] for k in MANAGED_RECOVERY if conf.get(k)}
+    _, header, tail = text.partition("\n" + STANDBY_HEADER + "\n")
+    if header:
+        standby = parse_conf(tail)
+        result.update({k: standby[k] for k in STANDBY_RECOVERY if standby.get(k)})
+    return result
 
 
 def ensure_base_conf(data_dir: str) -> None:

@@ -29,15 +29,16 @@ def physical_slots(db: Db) -> dict[str, bool]:
     return {name: bool(active) for name, active in rows}
 
 
-def sync_replication_slots(db: Db, names: set[str]) -> None:
+def sync_replication_slots(db: Db, names: set[str], in_recovery_ok: bool = False) -> None:
     """Create the missing physical slots in `names`, drop inactive physical slots not in it.
 
-    Only acts on a primary; slot names are normalised with slot_name_for. Errors are
-    logged (the next HA cycle tries again), never raised.
+    Only acts on a primary (or, with in_recovery_ok, on a standby leader, whose replicas
+    stream from it); slot names are normalised with slot_name_for. Errors are logged (the
+    next HA cycle tries again), never raised.
     """
     wanted = {slot_name_for(n) for n in names}
     try:
-        if db.query("SELECT pg_catalog.pg_is_in_recovery()")[0][0]:
+        if not in_recovery_ok and db.query("SELECT pg_catalog.pg_is_in_recovery()")[0][0]:
             logger.debug("not syncing replication slots: in recovery")
             return
         existing = physical_slots(db)
