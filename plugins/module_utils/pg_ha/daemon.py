@@ -389,6 +389,10 @@ class Daemon:
         if cluster.config is None or cluster.config.version == self._config_version:
             return
         self._config_version = cluster.config.version
+        if not cluster.config.valid:
+            logger.warning("ignoring invalid cluster config in the DCS: not a JSON object: %.60r",
+                           cluster.config.raw)
+            return
         try:
             dynamic = config_mod.dynamic_from(cluster.config.data, "config")
         except config_mod.ConfigError as exc:
