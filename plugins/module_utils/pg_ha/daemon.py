@@ -225,8 +225,8 @@ class Daemon:
         leader = cluster.leader.name if cluster.leader else None
         need_peers = not busy and not empty and (
             leader is None or (leader == self._config.name and cluster.failover is not None))
-        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout)) \
-            if need_peers else None
+        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout),
+                            self._config.restapi) if need_peers else None
         sysid = state.sysid or (None if empty or busy else self.pg.sysid())
         wal = state.wal_lsn or 0
         view = LocalView(
