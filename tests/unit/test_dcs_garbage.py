@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pg_ha.dcs import garbage
 from pg_ha.dcs.base import Node, cluster_from_nodes, valid_sysid
 
 ROWS: list[tuple[str, str, str, Any]] = [
@@ -75,3 +76,33 @@ def test_garbage_value_parses_safely(key: str, value: str, attribute: str, expec
 ])
 def test_valid_sysid(value: str | None, valid: bool) -> None:
     assert valid_sysid(value) is valid
+
+
+@pytest.mark.parametrize("path, value, reason", [
+    ("config", '{"ttl": 30}', None),
+    ("config", "{not json", "is not valid JSON"),
+    ("config", "[1]", "is not a JSON object"),
+    ("history", "{}", "is not a JSON array"),
+    ("history", "[]", None),
+    ("members/pg1", "garbage", "is not valid JSON"),
+    ("members/pg1", '"text"', "is not a JSON object"),
+    ("failover", '{"member": "pg1"}', None),
+    ("sync", "null", "is not a JSON object"),
+    ("initialize", "", None),
+    ("initialize", "7300000000000000001", None),
+    ("initialize", "garbage", "holds no system identifier (digits)"),
+    ("optime/leader", "12345", None),
+    ("optime/leader", "x", "is not a WAL position (an integer)"),
+    ("leader", "anything", None),  # any name: the decision treats unknown names
+    ("config", None, None),
+])
+def test_garbage_problem(path: str, value: str | None, reason: str | None) -> None:
+    assert garbage.problem(path, value) == reason
+
+
+def test_garbage_is_reported_once_per_version(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
+    for version in (101, 101, 101, 102):
+        cluster_from_nodes({"sync": Node("garbage{", version), "config": Node("{}", version)})
+    lines = [r.getMessage() for r in caplog.records if "ignoring the DCS key" in r.getMessage()]
+    assert lines == ["ignoring the DCS key sync: its value is not valid JSON: 'garbage{'"] * 2

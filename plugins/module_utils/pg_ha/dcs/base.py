@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import garbage
+
 
 class DCSError(Exception):
     """Any failure to talk to the DCS (timeout, refused, no leader, auth...)."""
@@ -350,7 +352,9 @@ class Node:
 
 
 def cluster_from_nodes(nodes: Mapping[str, Node]) -> Cluster:
-    """Build the snapshot from the keys of one read. Garbage values give absent fields."""
+    """Build the snapshot from the keys of one read. Garbage values give absent fields
+    (and one warning per key and version)."""
+    garbage.report(nodes)
 
     def get(path: str, factory: Any) -> Any:
         node = nodes.get(path)
