@@ -46,6 +46,8 @@ def test_seeds_demo_config_loads() -> None:
     (lambda c: c.pop("etcd"), "etcd3: no DCS configured"),
     (lambda c: c.update(etcd3={"hosts": ["x:1"]}), "more than one DCS configured"),
     (lambda c: c["restapi"].update(listen="127.0.0.1:99999"), "restapi.listen: port out of range"),
+    (lambda c: c["restapi"].update(authentication={"username": "admin"}), "restapi.authentication.password: missing"),
+    (lambda c: c["restapi"].update(authentication={"password": "x"}), "restapi.authentication.username: missing"),
     (lambda c: c["restapi"].update(verify_client="sometimes"), "restapi.verify_client: expected none, optional"),
     (lambda c: c["restapi"].update(allowlist_include_members="maybe"), "restapi.allowlist_include_members"),
     (lambda c: c.update(scope=None), "scope: missing"),

@@ -296,6 +296,10 @@ def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
         connect_address = f"{chost}:{cport}"
     auth = section.get("authentication") or {}
     _expect(auth, dict, "restapi.authentication")
+    if auth:  # half a credential would leave the unsafe methods open: refuse it
+        for key in ("username", "password"):
+            if auth.get(key) in (None, ""):
+                raise ConfigError(f"restapi.authentication.{key}: missing (give both username and password)")
     allow = section.get("allowlist") or ()
     if isinstance(allow, str):
         allow = [a.strip() for a in allow.split(",") if a.strip()]
