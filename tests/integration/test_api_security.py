@@ -25,7 +25,7 @@ import pytest
 import yaml
 from pg_ha.client import PgHaClient, PgHaClientError
 
-from tests.harness.cluster import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, TestCluster
+from tests.harness.cluster import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, Member, TestCluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, wait_for
 from tests.harness.tls import Pair, TestCA
 
@@ -186,28 +186,48 @@ def test_secrets_stay_out_of_command_lines_logs_and_rest(auth_cluster: TestClust
 
 
 # -- TLS with client certificates -------------------------------------------------------------
+class TlsApi:
+    """GETs to members' TLS REST API with the admin client certificate."""
+
+    def __init__(self, ca: TestCA, client: Pair) -> None:
+        self.ca, self.client = ca, client
+
+    def get(self, member: Member, path: str) -> tuple[int, Any]:
+        rest = PgHaClient(f"https://127.0.0.1:{member.api_port}", cafile=str(self.ca.cert),
+                          certfile=str(self.client.cert), keyfile=str(self.client.key), timeout=5)
+        try:
+            return rest.request("GET", path)
+        except PgHaClientError:
+            return 0, None
+
+    def primaries(self, members: list[Member]) -> list[Member]:
+        return [m for m in members if m.running and self.get(m, "/primary")[0] == 200]
+
+    def streaming(self, member: Member) -> bool:
+        code, body = self.get(member, "/replica")
+        return code == 200 and isinstance(body, dict) and body.get("replication_state") == "streaming"
+
+
 @pytest.fixture(scope="module")
 def tls_cluster(etcd_server) -> Iterator[tuple[TestCluster, TestCA, Pair]]:
-    c = TestCluster(etcd_server.host_port, scope="tlsapi", size=1, dcs_kind="etcd3")
+    """3 members, each with TLS and verify_client: required (they ask each other with their
+    server certificate, which is also a client certificate of the same CA)."""
+    c = TestCluster(etcd_server.host_port, scope="tlsapi", size=3, dcs_kind="etcd3")
     try:
         ca = TestCA(c.root / "pki", owner="postgres")
         server = ca.issue("server")
         client = ca.issue("admin", client=True)
-        m = c.members[0]
-        m.config["restapi"].update(certfile=str(server.cert), keyfile=str(server.key), cafile=str(ca.cert),
-                                   verify_client="required",
-                                   authentication={"username": API_USER, "password": API_PASSWORD})
-        m.write_config()
-        m.start()
-        rest = PgHaClient(f"https://127.0.0.1:{m.api_port}", cafile=str(ca.cert), certfile=str(client.cert),
-                          keyfile=str(client.key), timeout=5)
-
-        def primary() -> bool:
-            try:
-                return rest.request("GET", "/primary")[0] == 200
-            except PgHaClientError:
-                return False
-        wait_for(primary, 120, "the TLS member to become the primary")
+        for m in c.members:
+            m.config["restapi"].update(certfile=str(server.cert), keyfile=str(server.key), cafile=str(ca.cert),
+                                       verify_client="required",
+                                       authentication={"username": API_USER, "password": API_PASSWORD})
+            m.write_config()
+            m.start()
+        api = TlsApi(ca, client)
+        leader = wait_for(lambda: (api.primaries(c.members) or [None])[0], 120, "a TLS member to become the primary")
+        for m in c.members:
+            if m is not leader:
+                wait_for(lambda m=m: api.streaming(m), 180, f"{m.name} to stream (checked over TLS)")
         yield c, ca, client
     finally:
         print(c.logs()[-15000:])
@@ -224,6 +244,7 @@ def tls_context(ca: TestCA, client: Pair | None) -> ssl.SSLContext:
 def test_tls_requires_a_client_certificate(tls_cluster: tuple[TestCluster, TestCA, Pair]) -> None:
     c, ca, client = tls_cluster
     port = c.members[0].api_port
+    primary_port = TlsApi(ca, client).primaries(c.members)[0].api_port
     with pytest.raises((ssl.SSLError, ConnectionError)):
         call(port, "GET", "/patroni", context=tls_context(ca, None))
     rogue_ca = TestCA(c.root / "rogue", name="rogue")
@@ -236,7 +257,8 @@ def test_tls_requires_a_client_certificate(tls_cluster: tuple[TestCluster, TestC
         call(port, "GET", "/patroni")
     good = tls_context(ca, client)
     code, _, text = call(port, "GET", "/patroni", context=good)
-    assert code == 200 and json.loads(text)["role"] == "primary"
+    assert code == 200 and json.loads(text)["state"] == "running"
+    assert call(primary_port, "GET", "/primary", context=good)[0] == 200
     assert call(port, "POST", "/reload", context=good)[0] == 401
     assert call(port, "POST", "/reload", headers=GOOD, context=good)[0] == 202
 
@@ -253,3 +275,20 @@ def test_pg_hactl_over_tls(tls_cluster: tuple[TestCluster, TestCA, Pair]) -> Non
                       path, "reload", c.scope, "--force")
     assert "Reload request received" not in no_cert.stdout, no_cert.stdout
     assert no_cert.returncode != 0 or "fail" in (no_cert.stdout + no_cert.stderr).lower()
+
+
+def test_failover_over_tls_asks_the_live_peer(tls_cluster: tuple[TestCluster, TestCA, Pair]) -> None:
+    """kill -9 of the TLS leader: the survivors compare WAL positions over TLS with client
+    certificates (no 'request failed' for the live peer) and exactly one of them takes over."""
+    c, ca, client = tls_cluster
+    api = TlsApi(ca, client)
+    leader = api.primaries(c.members)[0]
+    survivors = [m for m in c.members if m is not leader]
+    leader.kill9()
+    new = wait_for(lambda: (api.primaries(survivors) or [None])[0], 90, "a survivor to take over over TLS")
+    other = next(m for m in survivors if m is not new)
+    wait_for(lambda: api.streaming(other), 120, f"{other.name} to follow {new.name}")
+    assert api.primaries(survivors) == [new]
+    for m in survivors:
+        peer = next(p for p in survivors if p is not m)
+        assert f"request failed: GET https://127.0.0.1:{peer.api_port}" not in m.log(), m.log()[-3000:]

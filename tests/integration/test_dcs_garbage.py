@@ -35,7 +35,7 @@ def etcd_value(c: TestCluster, key: str) -> str | None:
     return keys(c.etcd, "etcd3", PREFIX).get(PREFIX + key)  # type: ignore[attr-defined]
 
 
-def write(c: TestCluster, key: str, value: str) -> None:
+def write(c: TestCluster, key: str, value: str | bytes) -> None:
     put(c.etcd, "etcd3", PREFIX + key, value)  # type: ignore[attr-defined]
 
 
@@ -59,10 +59,11 @@ def logged(member: Member, text: str, timeout: float = 30) -> None:
     ("config", '["ttl", 30]'),
     ("failover", "garbage{"),
     ("sync", "\x00\x01 binary garbage"),
+    ("failover", b"\xff\xfe not UTF-8 {"),
     ("members/ghost", "<<not a member>>"),
     ("history", '{"not": "a list"}'),
 ])
-def test_garbage_value_is_ignored_with_one_clear_line(cluster: TestCluster, key: str, value: str) -> None:
+def test_garbage_value_is_ignored_with_one_clear_line(cluster: TestCluster, key: str, value: str | bytes) -> None:
     leader = cluster.wait_leader(60)
     original = etcd_value(cluster, key)
     write(cluster, key, value)
