@@ -20,6 +20,11 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.harness.cluster import TestCluster
 from tests.harness.common import REPO, wait_for
@@ -27,6 +32,7 @@ from tests.harness.common import REPO, wait_for
 pytestmark = pytest.mark.integration
 SCOPE = "fuzzed"
 BUDGET = 50.0  # seconds of fuzzing; setup and the health check afterwards come on top
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 40  # per operation and generation mode, while the budget lasts
 
 
@@ -80,6 +86,13 @@ def test_fuzz_rest_api_of_a_live_leader(cluster: TestCluster) -> None:
                 if code == 500 or (code >= 500 and str(code) not in allowed):  # noqa: B023 - runs now
                     problems.append(f"{case.method} {case.formatted_path} query={case.query} "
                                     f"body={case.body!r:.200}: {code} {response.text[:200]}")
+                try:  # and the answer is the documented one: status, content type, body schema
+                    case.validate_response(response, checks=CONFORMANCE)
+                except Exception as exc:  # noqa: BLE001 - schemathesis raises a group of failures
+                    counts["nonconforming"] += 1
+                    problems.append(f"{case.method} {case.formatted_path} query={case.query} "
+                                    f"body={case.body!r:.200}: {code}: not as documented: "
+                                    f"{str(exc).strip()[:400]}")
 
             try:
                 fuzz()
