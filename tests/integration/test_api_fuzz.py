@@ -15,16 +15,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.generation.modes import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+
+try:
+    import requests
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.generation.modes import GenerationMode
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+except ImportError as exc:  # a failure, not a skip: the fuzz is part of the suite
+    raise ImportError(f"{exc}: install the test requirements (pip install -r tests/requirements.txt)") from exc
 
 from tests.harness.cluster import TestCluster
 from tests.harness.common import REPO, wait_for
