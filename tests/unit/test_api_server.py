@@ -529,3 +529,25 @@ def test_listen_errors() -> None:
     unresolvable = RestApiServer(busy.backend, RestApiSettings(listen_host="no-such-host.invalid", listen_port=0))
     with pytest.raises(OSError, match="cannot resolve the REST API listen address no-such-host.invalid"):
         unresolvable.start()
+
+
+@pytest.mark.parametrize(("allowlist", "member_host", "code"), [
+    ((), "127.0.0.1", 202),              # the request comes from a member's REST API address
+    ((), "10.9.9.9", 403),               # members only, and we are none of them
+    (("10.0.0.0/8",), "10.9.9.9", 403),
+    (("127.0.0.0/8",), "10.9.9.9", 202),  # the allowlist still counts
+    ((), "localhost", 202),              # member host names are resolved
+])
+def test_allowlist_include_members(allowlist: tuple[str, ...], member_host: str, code: int) -> None:
+    dcs = three_member_dcs()
+    for index, name in enumerate(("pg0", "pg1", "pg2")):
+        dcs.set_member(name, role="primary" if name == "pg0" else "replica", lsn=50331648,
+                       api_url=f"http://{member_host}:{8008 + index}/patroni")
+    backend = FakeBackend(dcs)
+    backend.refresh()
+    api = _start(backend, allowlist=allowlist, allowlist_include_members=True)
+    try:
+        assert api.call("POST", "/reload")[0] == code
+        assert api.call("GET", "/patroni")[0] == 200
+    finally:
+        api.server.stop()

@@ -327,3 +327,14 @@ def test_parse_waldump_end():
 ])
 def test_decide_diverged(local_tli, local_lsn, in_rec, leader_tli, history, end, expected):
     assert rewind.decide_diverged(local_tli, local_lsn, in_rec, leader_tli, history, end) is expected
+
+
+def test_tool_environment_has_pgpassfile_and_no_daemon_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pg_ha.postgresql.ctl import Ctl
+    daemon_env = {"PATRONI_SUPERUSER_PASSWORD": "s1", "PATRONI_REPLICATION_PASSWORD": "s2",
+                  "PG_HA_RESTAPI_PASSWORD": "s3", "PGPASSWORD": "s4", "PATRONI_NAME": "pg0", "PGTZ": "UTC"}
+    for key, value in daemon_env.items():
+        monkeypatch.setenv(key, value)
+    env = Ctl(PostgresqlSettings(name="pg0", scope="s", data_dir="/tmp/x", pgpass="/tmp/x.pgpass")).env()
+    assert env["PGPASSFILE"] == "/tmp/x.pgpass" and env["PATRONI_NAME"] == "pg0" and env["PGTZ"] == "UTC"
+    assert not {"s1", "s2", "s3", "s4"} & set(env.values())

@@ -237,7 +237,8 @@ class Executor:
         return self.run_async("initializing new cluster", bootstrap)
 
     def _do_take_initialize(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        return self.dcs.initialize(create_new=True, sysid=self.pg.sysid() or "")
+        # no key yet: create it (CAS); a key holding garbage: the leader overwrites it
+        return self.dcs.initialize(create_new=cluster.initialize is None, sysid=self.pg.sysid() or "")
 
     def _do_clone(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         conninfo = self.conninfo(cluster, decision.target)

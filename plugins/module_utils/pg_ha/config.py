@@ -301,6 +301,10 @@ def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
         connect_address = f"{chost}:{cport}"
     auth = section.get("authentication") or {}
     _expect(auth, dict, "restapi.authentication")
+    if auth:  # half a credential would leave the unsafe methods open: refuse it
+        for key in ("username", "password"):
+            if auth.get(key) in (None, ""):
+                raise ConfigError(f"restapi.authentication.{key}: missing (give both username and password)")
     allow = section.get("allowlist") or ()
     if isinstance(allow, str):
         allow = [a.strip() for a in allow.split(",") if a.strip()]
@@ -310,7 +314,17 @@ def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
         username=auth.get("username"), password=None if auth.get("password") is None
         else str(auth.get("password")),
         certfile=section.get("certfile"), keyfile=section.get("keyfile"), cafile=section.get("cafile"),
-        verify_client=section.get("verify_client"), allowlist=tuple(str(a) for a in allow))
+        verify_client=_verify_client(section.get("verify_client")), allowlist=tuple(str(a) for a in allow),
+        allowlist_include_members=_bool(section.get("allowlist_include_members", False),
+                                        "restapi.allowlist_include_members"))
+
+
+def _verify_client(value: Any) -> str | None:
+    if value is None:
+        return None
+    if str(value).lower() not in ("none", "optional", "required"):
+        raise ConfigError(f"restapi.verify_client: expected none, optional or required, got {value!r}")
+    return str(value).lower()
 
 
 def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth | None:

@@ -246,8 +246,8 @@ class Daemon:
         leader = cluster.leader.name if cluster.leader else None
         need_peers = not busy and not empty and (
             leader is None or (leader == self._config.name and cluster.failover is not None))
-        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout)) \
-            if need_peers else None
+        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout),
+                            self._config.restapi) if need_peers else None
         sysid = state.sysid or (None if empty or busy else self.pg.sysid())
         wal = state.wal_lsn or 0
         view = LocalView(
@@ -426,6 +426,10 @@ class Daemon:
         if cluster.config is None or cluster.config.version == self._config_version:
             return
         self._config_version = cluster.config.version
+        if not cluster.config.valid:
+            logger.warning("ignoring invalid cluster config in the DCS: not a JSON object: %.60r",
+                           cluster.config.raw)
+            return
         try:
             dynamic = config_mod.dynamic_from(cluster.config.data, "config")
         except config_mod.ConfigError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .dcs.base import Cluster, Failover
+from .dcs.base import Cluster, Failover, valid_sysid
 
 
 class Action(enum.StrEnum):
@@ -368,9 +368,15 @@ def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     if local.data_dir_empty:
         return _no_data(cluster, local, policy)
     if cluster.initialize and local.sysid and cluster.initialize != local.sysid:
-        return Decision(Action.FATAL,
-                        f"system ID mismatch, node {me} belongs to a different cluster: "
-                        f"{cluster.initialize} != {local.sysid}")
+        if valid_sysid(cluster.initialize):
+            return Decision(Action.FATAL,
+                            f"system ID mismatch, node {me} belongs to a different cluster: "
+                            f"{cluster.initialize} != {local.sysid}")
+        if leader == me:  # hand-edited garbage, not another cluster's identifier: repair it
+            return Decision(Action.TAKE_INITIALIZE,
+                            f"the initialize key holds no system identifier ({cluster.initialize[:40]!r}): "
+                            f"rewriting it with {local.sysid} of the leader's data directory",
+                            on_failure=Decision(Action.NOOP, "failed to rewrite the initialize key"))
     if cluster.initialize is None and local.sysid and leader in (None, me):
         return Decision(Action.TAKE_INITIALIZE,
                         f"cluster is not initialized: publishing the system identifier {local.sysid} "

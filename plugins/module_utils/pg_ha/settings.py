@@ -81,6 +81,7 @@ class RestApiSettings:
     cafile: str | None = None
     verify_client: str | None = None
     allowlist: tuple[str, ...] = ()
+    allowlist_include_members: bool = False
 
     @property
     def scheme(self) -> str:

@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,21 @@ def build_allowlist(entries: Iterable[str]) -> tuple[Network, ...]:
         for info in infos:
             networks.append(ipaddress.ip_network(str(info[4][0]).split("%")[0], strict=False))
     return tuple(networks)
+
+
+def member_networks(api_urls: Iterable[str | None]) -> tuple[Network, ...]:
+    """Addresses of the members' REST API hosts (restapi.allowlist_include_members)."""
+    hosts = set()
+    for url in api_urls:
+        if not url:
+            continue
+        try:
+            host = urlsplit(url if "://" in url else "http://" + url).hostname
+        except ValueError:
+            continue
+        if host:
+            hosts.add(host)
+    return build_allowlist(sorted(hosts))
 
 
 def address_allowed(address: str, allowlist: tuple[Network, ...]) -> bool:

@@ -9,6 +9,7 @@ logged, and the server keeps serving.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from .. import __version__
 from ..dcs.base import DCSError
 from ..settings import RestApiSettings
-from .access import REALM, address_allowed, build_allowlist, check_basic_auth
+from .access import REALM, address_allowed, build_allowlist, check_basic_auth, member_networks
 from .backend import ApiBackend
 from .handlers import dispatch
 from .messages import ApiError, Request, Response
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may stay silent
 HANDSHAKE_TIMEOUT = 10.0
+NOBODY = ipaddress.ip_network("0.0.0.0/32")  # an allowlist no client address matches
 VERIFY_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
@@ -277,7 +279,15 @@ class RestApiServer:
 
     def access_denied(self, handler: BaseHTTPRequestHandler) -> Response | None:
         """None when the unsafe request may proceed, else the 403/401 answer."""
-        if not address_allowed(str(handler.client_address[0]), self._allowlist):
+        allowlist = self._allowlist
+        if self.settings.allowlist_include_members:
+            cluster = self.backend.cluster()
+            members = member_networks(m.api_url for m in cluster.members) if cluster is not None else ()
+            # only members (and the allowlist); an empty tuple would mean "everyone"
+            allowlist = allowlist + members or (NOBODY,)
+        if not address_allowed(str(handler.client_address[0]), allowlist):
+            logger.warning("REST API: refused %s %s from %s: not in restapi.allowlist", handler.command,
+                           handler.path, handler.client_address[0])
             return Response(403, "Access is denied")
         connection = handler.connection
         if isinstance(connection, ssl.SSLSocket) and connection.context.verify_mode != ssl.CERT_NONE \

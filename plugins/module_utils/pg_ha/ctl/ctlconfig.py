@@ -133,7 +133,7 @@ def rest_auth(raw: dict[str, Any], insecure: bool) -> RestAuth:
     auth = _mapping(ctl, "authentication") or _mapping(restapi, "authentication")
     insecure = insecure or str(ctl.get("insecure", "")).lower() in ("true", "1", "yes", "on")
     return RestAuth(username=_text(auth.get("username")), password=_text(auth.get("password")),
-                    cafile=_text(ctl.get("cacert") or restapi.get("cafile")),
+                    cafile=_text(ctl.get("cacert") or ctl.get("cacerts") or restapi.get("cafile")),
                     certfile=_text(ctl.get("certfile") or restapi.get("certfile")),
                     keyfile=_text(ctl.get("keyfile") or restapi.get("keyfile")),
                     verify=not insecure)

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import garbage
+
 
 class DCSError(Exception):
     """Any failure to talk to the DCS (timeout, refused, no leader, auth...)."""
@@ -31,6 +33,20 @@ def parse_json(value: str | None) -> Any:
         return json.loads(value)
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+def valid_sysid(value: str | None) -> bool:
+    """Whether an `initialize` value is a PostgreSQL system identifier (digits), not garbage."""
+    return bool(value) and value.isascii() and value.isdigit()
+
+
+def _text(value: Any) -> str | None:
+    """A string field of a DCS value; anything else (hand-edited garbage) is absent."""
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_int(value: str | None) -> int | None:
@@ -53,11 +69,11 @@ class Member:
 
     @property
     def conn_url(self) -> str | None:
-        return self.data.get("conn_url")
+        return _text(self.data.get("conn_url"))
 
     @property
     def api_url(self) -> str | None:
-        return self.data.get("api_url")
+        return _text(self.data.get("api_url"))
 
     @property
     def state(self) -> str:
@@ -69,13 +85,12 @@ class Member:
 
     @property
     def lsn(self) -> int:
-        value = self.data.get("xlog_location")
-        return value if isinstance(value, int) else 0
+        value = _int(self.data.get("xlog_location"))
+        return value if value is not None and value >= 0 else 0
 
     @property
     def timeline(self) -> int | None:
-        value = self.data.get("timeline")
-        return value if isinstance(value, int) else None
+        return _int(self.data.get("timeline"))
 
     @property
     def tags(self) -> dict[str, Any]:
@@ -103,11 +118,13 @@ class ClusterConfig:
     version: int
     data: dict[str, Any]
     raw: str = ""
+    valid: bool = True  # False: the key holds no JSON object (hand-edited garbage)
 
     @staticmethod
     def from_value(version: int, value: str | None) -> ClusterConfig:
         data = parse_json(value)
-        return ClusterConfig(version, data if isinstance(data, dict) else {}, value or "")
+        valid = isinstance(data, dict)
+        return ClusterConfig(version, data if valid else {}, value or "", valid)
 
 
 @dataclass(frozen=True)
@@ -132,8 +149,8 @@ class Failover:
                 scheduled = None
             if scheduled is not None and scheduled.tzinfo is None:
                 scheduled = None  # refuse naive timestamps: ambiguous
-        leader = data.get("leader") or None
-        candidate = data.get("member") or data.get("candidate") or None
+        leader = _text(data.get("leader"))
+        candidate = _text(data.get("member")) or _text(data.get("candidate"))
         if leader is None and candidate is None:
             return None
         return Failover(version, leader, candidate, scheduled)
@@ -150,9 +167,9 @@ class SyncState:
         data = parse_json(value)
         if not isinstance(data, dict):
             return None
-        sync = data.get("sync_standby")
-        names = tuple(s for s in str(sync).split(",") if s) if sync else ()
-        return SyncState(version, data.get("leader"), names)
+        sync = _text(data.get("sync_standby"))
+        names = tuple(s.strip() for s in sync.split(",") if s.strip()) if sync else ()
+        return SyncState(version, _text(data.get("leader")), names)
 
 
 @dataclass(frozen=True)
@@ -335,7 +352,9 @@ class Node:
 
 
 def cluster_from_nodes(nodes: Mapping[str, Node]) -> Cluster:
-    """Build the snapshot from the keys of one read. Garbage values give absent fields."""
+    """Build the snapshot from the keys of one read. Garbage values give absent fields
+    (and one warning per key and version)."""
+    garbage.report(nodes)
 
     def get(path: str, factory: Any) -> Any:
         node = nodes.get(path)

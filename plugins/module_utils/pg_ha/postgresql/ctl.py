@@ -85,8 +85,10 @@ class Ctl:
         return os.path.join(self.settings.bin_dir, name)
 
     def env(self, c_locale: bool = False) -> dict[str, str]:
+        # no PG* of ours, and no PATRONI_*/PG_HA_* passwords: they are the daemon's, not the tools'
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith("PG") or k in ("PGTZ",)}
+               if (not k.startswith("PG") or k in ("PGTZ",))
+               and not (k.startswith(("PATRONI_", "PG_HA_")) and k.endswith("PASSWORD"))}
         env["PGPASSFILE"] = self.settings.pgpass
         if c_locale:
             env["LC_ALL"] = "C"
