@@ -1,0 +1,176 @@
+"""failsafe_mode helpers: the failsafe key, who is asked, the member's answer and memory,
+and the parallel POST /failsafe calls against real REST API servers on 127.0.0.1."""
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from pg_ha import failsafe
+from pg_ha.api import RestApiServer
+from pg_ha.config import ConfigError, dynamic_from
+from pg_ha.dcs.base import Cluster, Leader, Member
+from pg_ha.failsafe import FailsafeLeader, OutageView
+from pg_ha.failsafe_keeper import FailsafeKeeper
+from pg_ha.ha import Action
+from pg_ha.settings import Config, RestApiSettings
+
+from tests.fakes import FakeBackend, FakeDCS, make_config, primary_status, replica_status, three_member_dcs
+
+
+def with_failsafe(config: Config, on: bool = True) -> Config:
+    return config.with_dynamic(replace(config.dynamic, failsafe_mode=on))
+
+
+def members(*names: str) -> tuple[Member, ...]:
+    return tuple(Member(n, 1, {"api_url": f"http://127.0.0.1:8008/{n}", "conn_url": f"postgres://x/{n}"})
+                 for n in names)
+
+
+# -- config ---------------------------------------------------------------------------------
+def test_failsafe_mode_is_a_dynamic_boolean_default_off() -> None:
+    assert dynamic_from({}).failsafe_mode is False
+    assert dynamic_from({"failsafe_mode": True}).failsafe_mode is True
+    assert dynamic_from({"failsafe_mode": "on"}, "config").failsafe_mode is True
+    with pytest.raises(ConfigError, match=r"^bootstrap.dcs.failsafe_mode: expected a boolean"):
+        dynamic_from({"failsafe_mode": "sometimes"})
+
+
+# -- the key ----------------------------------------------------------------------------------
+def test_topology_lists_every_member_with_an_api_url_and_the_leader() -> None:
+    cluster = Cluster(members=(*members("pg1", "pg2"), Member("pg3", 1, {"conn_url": "postgres://x/pg3"})))
+    assert failsafe.topology(cluster, "pg0", "http://me/patroni") == {
+        "pg0": "http://me/patroni", "pg1": "http://127.0.0.1:8008/pg1", "pg2": "http://127.0.0.1:8008/pg2"}
+
+
+def test_key_is_written_only_when_on_and_different() -> None:
+    wanted = {"pg0": "a"}
+    assert failsafe.key_needs_write(True, None, wanted)
+    assert failsafe.key_needs_write(True, {"pg0": "a", "pg1": "b"}, wanted)
+    assert not failsafe.key_needs_write(True, {"pg0": "a"}, wanted)
+    assert not failsafe.key_needs_write(False, None, wanted)
+
+
+def test_keeper_publishes_the_key_through_the_dcs() -> None:
+    dcs = three_member_dcs()
+    keeper = FailsafeKeeper("pg0")
+    config = with_failsafe(make_config())
+    keeper.publish(dcs, dcs.get_cluster(), config)
+    written = dcs.get_cluster().failsafe
+    assert written is not None and set(written) == {"pg0", "pg1", "pg2"}
+    writes = len(dcs.writes)
+    keeper.publish(dcs, dcs.get_cluster(), config)  # unchanged: no second write
+    assert len(dcs.writes) == writes
+    off = FakeDCS("pg0")
+    keeper.publish(off, off.get_cluster(), make_config())
+    assert off.get_cluster().failsafe is None
+
+
+# -- who is asked -----------------------------------------------------------------------------
+def test_members_to_ask() -> None:
+    topology = {"pg0": "u0", "pg1": "u1", "pg2": "u2"}
+    view = OutageView("pg0", True, False, True, False, known_topology=topology)
+    assert failsafe.members_to_ask(view) == {"pg1": "u1", "pg2": "u2"}
+    assert failsafe.members_to_ask(replace(view, failsafe_mode=False)) is None
+    assert failsafe.members_to_ask(replace(view, in_recovery=True)) is None
+    assert failsafe.members_to_ask(replace(view, paused=True)) is None
+    assert failsafe.members_to_ask(replace(view, busy="restarting")) is None
+    assert failsafe.members_to_ask(replace(view, name="pg9")) is None
+    assert failsafe.members_to_ask(replace(view, known_topology={"pg0": "u0"})) == {}
+
+
+# -- the member side ----------------------------------------------------------------------------
+def test_answer_as_patroni() -> None:
+    assert failsafe.answer_call(False, False) == (502, "failsafe_mode is not enabled")
+    assert failsafe.answer_call(True, True) == (500, "Running as a leader")
+    assert failsafe.answer_call(True, False) == (200, "Accepted")
+
+
+def test_parse_call() -> None:
+    caller = failsafe.parse_call({"name": "pg0", "api_url": "http://a/patroni", "conn_url": "postgres://a",
+                                  "lsn": 42}, 7.0)
+    assert caller == FailsafeLeader("pg0", "http://a/patroni", "postgres://a", 7.0, 42)
+    assert isinstance(failsafe.parse_call({"lsn": 1}, 0), str)
+    assert isinstance(failsafe.parse_call([1], 0), str)
+    assert isinstance(failsafe.parse_call({"name": ""}, 0), str)
+    assert failsafe.parse_call({"name": "pg0", "lsn": True}, 0).lsn is None  # type: ignore[union-attr]
+
+
+def test_failsafe_leader_injected_for_ttl_only() -> None:
+    base = Cluster(members=members("pg1", "pg2"))
+    caller = FailsafeLeader("pg0", "http://a/patroni", "postgres://a", received_at=100.0)
+    seen = failsafe.with_failsafe_leader(base, caller, "pg1", True, now=109.0, ttl=10)
+    assert seen.leader is not None and seen.leader.name == "pg0"
+    leader_member = seen.get_member("pg0")
+    assert leader_member is not None and leader_member.conn_url == "postgres://a"
+    assert failsafe.with_failsafe_leader(base, caller, "pg1", True, now=110.0, ttl=10) is base  # expired
+    assert failsafe.with_failsafe_leader(base, caller, "pg1", False, now=101.0, ttl=10) is base  # mode off
+    assert failsafe.with_failsafe_leader(base, caller, "pg0", True, now=101.0, ttl=10) is base  # ourselves
+    assert failsafe.with_failsafe_leader(base, None, "pg1", True, now=101.0, ttl=10) is base
+    locked = replace(base, leader=Leader("pg2", 3))
+    assert failsafe.with_failsafe_leader(locked, caller, "pg1", True, now=101.0, ttl=10) is locked
+
+
+def test_keeper_remembers_only_accepted_calls() -> None:
+    keeper = FailsafeKeeper("pg1")
+    base = Cluster(members=members("pg0", "pg1"))
+    assert keeper.receive({"name": "pg0"}, failsafe_mode=True, running_primary=True)[0] == 500
+    assert keeper.cluster_view(base, True, 30).leader is None
+    assert not keeper.is_active(30)
+    assert keeper.receive({"name": "pg0"}, failsafe_mode=True, running_primary=False) == (200, "Accepted")
+    seen = keeper.cluster_view(base, True, 30)
+    assert seen.leader is not None and seen.leader.name == "pg0"
+    assert keeper.is_active(30)
+    assert keeper.receive({}, failsafe_mode=True, running_primary=False)[0] == 400
+
+
+# -- the primary side against real REST API servers ---------------------------------------------
+@pytest.fixture
+def servers() -> Iterator[dict[str, RestApiServer]]:
+    """pg1: a replica with failsafe_mode on; pg2: a primary (refuses); pg3: failsafe_mode off."""
+    started: dict[str, RestApiServer] = {}
+    specs = {"pg1": (True, replica_status), "pg2": (True, primary_status), "pg3": (False, replica_status)}
+    for name, (on, status) in specs.items():
+        config = with_failsafe(replace(make_config(), name=name), on)
+        backend = FakeBackend(FakeDCS(name), config=config, status=status(config))
+        server = RestApiServer(backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0), poll_interval=0.01)
+        server.start()
+        started[name] = server
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def url(server: RestApiServer) -> str:
+    return f"http://127.0.0.1:{server.port}/patroni"
+
+
+def test_ask_in_parallel_and_decide(servers: dict[str, RestApiServer]) -> None:
+    keeper = FailsafeKeeper("pg0")
+    config = with_failsafe(make_config())
+    dead = f"http://127.0.0.1:{closed_port()}/patroni"
+    body = {"name": "pg0", "conn_url": "postgres://pg0", "api_url": "http://pg0/patroni", "lsn": 1}
+    answers = keeper.ask({"pg1": url(servers["pg1"]), "pg2": url(servers["pg2"]), "pg3": url(servers["pg3"]),
+                          "dead": dead}, body, config)
+    assert answers == {"pg1": True, "pg2": False, "pg3": False, "dead": False}
+    remembered = servers["pg1"].backend.failsafe.cluster_view(Cluster(), True, 30)  # type: ignore[attr-defined]
+    assert remembered.leader is not None and remembered.leader.name == "pg0"
+
+    view = OutageView("pg0", True, False, True, False, known_topology={"pg0": "x", "pg1": url(servers["pg1"])})
+    started = time.monotonic()
+    decision = keeper.decide(view, config, "postgres://pg0", 1)
+    assert decision.action == Action.NOOP and decision.message == failsafe.CONTINUE
+    assert keeper.is_active(30)
+    refused = replace(view, known_topology={"pg0": "x", "pg1": url(servers["pg1"]), "dead": dead})
+    decision = keeper.decide(refused, config, "postgres://pg0", 1)
+    assert decision.action == Action.DEMOTE and "no consent from dead" in decision.message
+    assert not keeper.is_active(30)
+    assert time.monotonic() - started < 10
