@@ -333,6 +333,17 @@ OUTAGE_CASES = [
 ]
 
 
+def test_after_outage_the_expired_key_is_taken_again_before_demoting() -> None:
+    refresh = decide(cluster(leader="pg0"), local(name="pg0", in_recovery=False), FAILSAFE)
+    adjusted = failsafe.after_outage(refresh)
+    assert (adjusted.action, adjusted.message) == (refresh.action, refresh.message)
+    assert adjusted.on_failure is not None and adjusted.on_failure.action == Action.ACQUIRE
+    assert adjusted.on_failure.message == failsafe.REACQUIRE
+    assert adjusted.on_failure.on_failure == refresh.on_failure  # someone else has it: demote
+    follow = decide(cluster(), local(), FAILSAFE)
+    assert failsafe.after_outage(follow) is follow
+
+
 @pytest.mark.parametrize("case", OUTAGE_CASES, ids=[c[0] for c in OUTAGE_CASES])
 def test_outage_decision_table(case: tuple) -> None:
     _, view, action, message = case

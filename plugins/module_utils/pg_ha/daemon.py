@@ -212,7 +212,7 @@ class Daemon:
             self._reload_requested = False
             self._reload_local()
         view, facts = self._gather(cluster)
-        decision = decide(cluster, view, self._policy())
+        decision = self.failsafe.adjust(decide(cluster, view, self._policy()), self._config.dynamic.ttl)
         if cluster.leader is not None:
             logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
         if decision.action == Action.FATAL:

@@ -26,6 +26,7 @@ ACCEPTED = "Accepted"  # the body of a 200 answer to POST /failsafe (as Patroni)
 CONTINUE = "continue to run as a leader because failsafe mode is enabled and all members are accessible"
 DEMOTE = "demoting self because DCS is not accessible and I was a leader"
 NOT_ACCESSIBLE = "DCS is not accessible"
+REACQUIRE = "failsafe: the leader key expired while the DCS was not accessible, taking it again"
 
 
 def topology(cluster: Cluster, me: str, my_api_url: str) -> dict[str, str]:
@@ -90,6 +91,17 @@ def decide_without_dcs(view: OutageView) -> Decision:
         return Decision(Action.DEMOTE,
                         f"{DEMOTE} (failsafe: no consent from {', '.join(refused)})")
     return Decision(Action.NOOP, CONTINUE)
+
+
+def after_outage(decision: Decision) -> Decision:
+    """The first cycles after an outage that the primary ran through on the members'
+    consent: its lease expired in etcd meanwhile, so the key it just read may vanish before
+    it refreshes it. Then it creates the key anew (only if absent: the members deferred to
+    it, nobody else took it) instead of demoting; if someone else has it, it demotes."""
+    failure = decision.on_failure
+    if decision.action != Action.UPDATE_LOCK or failure is None or failure.action != Action.DEMOTE:
+        return decision
+    return replace(decision, on_failure=Decision(Action.ACQUIRE, REACQUIRE, on_failure=failure))
 
 
 # -- the member side of POST /failsafe ---------------------------------------------------

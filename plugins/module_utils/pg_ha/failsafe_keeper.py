@@ -33,6 +33,7 @@ class FailsafeKeeper:
         self._lock = threading.Lock()
         self._leader: rules.FailsafeLeader | None = None  # who called us last (member side)
         self._active_since: float | None = None  # primary side: running on the members' consent
+        self._back_at: float | None = None  # primary side: when the DCS answered again after that
 
     # -- primary side ----------------------------------------------------------------
     def publish(self, dcs: AbstractDCS, cluster: Cluster, config: Config) -> None:
@@ -81,7 +82,18 @@ class FailsafeKeeper:
 
     def dcs_is_back(self) -> None:
         with self._lock:
+            if self._active_since is not None:
+                self._back_at = time.monotonic()
             self._active_since = None
+
+    def adjust(self, decision: Decision, ttl: float) -> Decision:
+        """For ttl seconds after an outage survived on the members' consent: re-take an
+        expired leader key rather than demote (failsafe.after_outage)."""
+        with self._lock:
+            back_at = self._back_at
+        if back_at is None or time.monotonic() - back_at >= ttl:
+            return decision
+        return rules.after_outage(decision)
 
     # -- member side -----------------------------------------------------------------
     def receive(self, body: Any, failsafe_mode: bool, running_primary: bool) -> tuple[int, str]:
