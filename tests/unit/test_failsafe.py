@@ -2,16 +2,20 @@
 and the parallel POST /failsafe calls against real REST API servers on 127.0.0.1."""
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pg_ha import failsafe
 from pg_ha.api import RestApiServer
 from pg_ha.config import ConfigError, dynamic_from
-from pg_ha.dcs.base import Cluster, Leader, Member
+from pg_ha.dcs.base import Cluster, DCSError, Leader, Member
+from pg_ha.dcs.etcd3 import Etcd3
 from pg_ha.failsafe import FailsafeLeader, OutageView
 from pg_ha.failsafe_keeper import FailsafeKeeper
 from pg_ha.ha import Action
@@ -174,3 +178,52 @@ def test_ask_in_parallel_and_decide(servers: dict[str, RestApiServer]) -> None:
     assert decision.action == Action.DEMOTE and "no consent from dead" in decision.message
     assert not keeper.is_active(30)
     assert time.monotonic() - started < 10
+
+
+# -- every etcd error class takes the one DCSError path -------------------------------------------
+def answering(status: int, doc: dict[str, object]) -> type[BaseHTTPRequestHandler]:
+    class Always(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            data = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+    return Always
+
+
+NO_LEADER = (503, {"error": "etcdserver: no leader", "message": "etcdserver: no leader", "code": 14})
+AUTH_FAILED = (400, {"error": "etcdserver: authentication failed, invalid user ID or password",
+                     "message": "etcdserver: authentication failed, invalid user ID or password", "code": 3})
+
+
+@pytest.mark.parametrize("kind", ["refused", "timeout", "no-leader", "auth-failed"])
+def test_every_etcd_error_class_is_a_dcs_error(kind: str) -> None:
+    """What the daemon's outage path (and so failsafe_mode) sees: DCSError, within retry_timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts, never answers: a SIGSTOPped etcd
+        server = None
+        if kind in ("no-leader", "auth-failed"):
+            status, doc = NO_LEADER if kind == "no-leader" else AUTH_FAILED
+            server = ThreadingHTTPServer(("127.0.0.1", 0), answering(status, doc))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        host = {"refused": f"127.0.0.1:{closed_port()}", "timeout": f"127.0.0.1:{silent.getsockname()[1]}"}.get(
+            kind, f"127.0.0.1:{server.server_address[1] if server else 0}")
+        dcs = Etcd3("/service", "demo", "pg0", ttl=10, retry_timeout=1, hosts=[host],
+                    username="root" if kind == "auth-failed" else None, password="wrong")
+        try:
+            started = time.monotonic()
+            with pytest.raises(DCSError):
+                dcs.get_cluster()
+            with pytest.raises(DCSError):
+                dcs.update_leader(Leader("pg0", 1, 7), 0)
+            assert time.monotonic() - started < 4
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
