@@ -187,7 +187,7 @@ def switchovers(ctx: Context) -> None:
 
 # -- etcd faults ------------------------------------------------------------------------
 def etcd_sigstop(ctx: Context) -> None:
-    """Every etcd member SIGSTOPped for ttl + 10 s (failsafe mode is not implemented: the
+    """Every etcd member SIGSTOPped for ttl + 10 s (failsafe_mode off, the default: the
     primary is expected to demote once it cannot renew its lease)."""
     env = ctx.env
     leader = env.leader()
@@ -247,6 +247,7 @@ SHORT_FAULTS = ["kill9_primary", "kill9_postmaster", "switchovers", "etcd_leader
 NOT_DONE = {
     "partition_primary_etcd": "primary cut off from etcd while the replicas reach it (needs netns/containers)",
     "partition_primary_replicas": "primary cut off from the replicas (needs netns/containers)",
-    "etcd_sigstop_failsafe": "etcd stopped with failsafe_mode on (failsafe is not implemented in pg_ha yet)",
+    "etcd_sigstop_failsafe": "etcd stopped with failsafe_mode on (not a chaos scenario yet; "
+                             "covered by tests/integration/test_failsafe.py)",
     "disk_full_replica_wal": "disk full on a replica's WAL directory (needs a small filesystem)",
 }
