@@ -93,9 +93,11 @@ class Daemon:
         self._dcs.wakeup()
 
     def failsafe_call(self, body: Any) -> tuple[int, str]:
-        state = self.pg.state()
-        return self.failsafe.receive(body, self._config.dynamic.failsafe_mode,
-                                     bool(state.running and not state.in_recovery))
+        """POST /failsafe; answered from the last published state (as Patroni), so the
+        caller's short timeout never waits on a PostgreSQL query."""
+        status = self._status
+        running_primary = status.get("state") == "running" and status.get("role") in ("primary", "master")
+        return self.failsafe.receive(body, self._config.dynamic.failsafe_mode, running_primary)
 
     def failsafe_topology(self) -> dict[str, Any] | None:
         cluster = self._cluster
