@@ -61,9 +61,12 @@ def test_keeper_publishes_the_key_through_the_dcs() -> None:
     dcs = three_member_dcs()
     keeper = FailsafeKeeper("pg0")
     config = with_failsafe(make_config())
+    keeper.seen(dcs.get_cluster())
+    assert keeper.topology is None
     keeper.publish(dcs, dcs.get_cluster(), config)
     written = dcs.get_cluster().failsafe
     assert written is not None and set(written) == {"pg0", "pg1", "pg2"}
+    assert keeper.topology == written  # known before the next read: the DCS may be gone by then
     writes = len(dcs.writes)
     keeper.publish(dcs, dcs.get_cluster(), config)  # unchanged: no second write
     assert len(dcs.writes) == writes

@@ -100,8 +100,7 @@ class Daemon:
         return self.failsafe.receive(body, self._config.dynamic.failsafe_mode, running_primary)
 
     def failsafe_topology(self) -> dict[str, Any] | None:
-        cluster = self._cluster
-        return cluster.failsafe if cluster is not None and self._config.dynamic.failsafe_mode else None
+        return self.failsafe.topology if self._config.dynamic.failsafe_mode else None
 
     def restart(self, scheduled_at: datetime | None, postgres_version: str | None,
                 role: str | None, restart_pending: bool, timeout: float | None) -> tuple[int, str]:
@@ -205,6 +204,7 @@ class Daemon:
             return
         self._dcs_last_seen = int(time.time())
         self.failsafe.dcs_is_back()
+        self.failsafe.seen(cluster)
         self._cluster = cluster
         self._apply_dynamic(cluster)
         dyn = self._config.dynamic
@@ -464,7 +464,7 @@ class Daemon:
         view = OutageView(name=self._config.name, failsafe_mode=self._config.dynamic.failsafe_mode,
                           paused=bool(known and known.paused), running=state.running,
                           in_recovery=state.in_recovery, busy=self.executor.busy,
-                          known_topology=known.failsafe if known else None)
+                          known_topology=self.failsafe.topology)
         decision = self.failsafe.decide(view, self._config, self._config.postgresql.conn_url, state.wal_lsn or 0)
         logger.info("%s", decision.message)
         if decision.action == Action.DEMOTE:

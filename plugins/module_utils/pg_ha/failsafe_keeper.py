@@ -34,13 +34,20 @@ class FailsafeKeeper:
         self._leader: rules.FailsafeLeader | None = None  # who called us last (member side)
         self._active_since: float | None = None  # primary side: running on the members' consent
         self._back_at: float | None = None  # primary side: when the DCS answered again after that
+        self.topology: dict[str, Any] | None = None  # the failsafe key as last read or written by us
 
     # -- primary side ----------------------------------------------------------------
+    def seen(self, cluster: Cluster) -> None:
+        """A fresh DCS read: its failsafe key is the topology from now on."""
+        self.topology = cluster.failsafe
+
     def publish(self, dcs: AbstractDCS, cluster: Cluster, config: Config) -> None:
-        """Leader duty: keep the failsafe key equal to the members we know (raises DCSError)."""
+        """Leader duty: keep the failsafe key equal to the members we know (raises DCSError).
+        What we wrote counts at once: the DCS may be gone before our next read."""
         wanted = rules.topology(cluster, config.name, config.restapi.api_url)
         if rules.key_needs_write(config.dynamic.failsafe_mode, cluster.failsafe, wanted):
             dcs.write_failsafe(wanted)
+            self.topology = wanted
             logger.info("failsafe topology written: %s", ", ".join(sorted(wanted)))
 
     def decide(self, view: rules.OutageView, config: Config, conn_url: str, wal_lsn: int) -> Decision:
