@@ -230,3 +230,21 @@ def test_every_etcd_error_class_is_a_dcs_error(kind: str) -> None:
             if server is not None:
                 server.shutdown()
                 server.server_close()
+
+
+def test_calls_carry_the_rest_api_credentials() -> None:
+    """POST /failsafe is an unsafe method: members with restapi authentication want the
+    shared credentials, which the caller takes from its own restapi section."""
+    config = with_failsafe(replace(make_config(), name="pg1"))
+    backend = FakeBackend(FakeDCS("pg1"), config=config, status=replica_status(config))
+    server = RestApiServer(backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0, username="u",
+                                                    password="secret"), poll_interval=0.01)
+    server.start()
+    try:
+        body = {"name": "pg0"}
+        caller = with_failsafe(make_config())
+        assert FailsafeKeeper("pg0").ask({"pg1": url(server)}, body, caller) == {"pg1": False}  # 401
+        authed = replace(caller, restapi=replace(caller.restapi, username="u", password="secret"))
+        assert FailsafeKeeper("pg0").ask({"pg1": url(server)}, body, authed) == {"pg1": True}
+    finally:
+        server.stop()

@@ -76,10 +76,11 @@ class FailsafeKeeper:
 
     @staticmethod
     def _call(name: str, api_url: str, body: dict[str, Any], config: Config) -> bool:
-        api = config.restapi
+        api = config.restapi  # members share the REST API credentials (and certificates), as in Patroni
+        cert = (api.certfile, api.keyfile) if api.verify_client and api.certfile else (None, None)
         try:
             client = PgHaClient(base_url_from_api_url(api_url), api.username, api.password,
-                                cafile=api.cafile, timeout=CALL_TIMEOUT)
+                                cafile=api.cafile, certfile=cert[0], keyfile=cert[1], timeout=CALL_TIMEOUT)
             code, answer = client.request("POST", "/failsafe", body, timeout=CALL_TIMEOUT)
         except PgHaClientError as exc:
             logger.warning("failsafe: POST /failsafe to %s failed: %s", name, exc)
