@@ -124,6 +124,15 @@ def test_deep_merge_sets_nested_and_deletes_nulls() -> None:
     ({"pause": "yes"}, "pause must be a boolean, got 'yes'"),
     ({"postgresql": []}, "postgresql must be a mapping, got list"),
     ({"postgresql": {"parameters": "x"}}, "postgresql.parameters must be a mapping"),
+    # found by the REST fuzz run: values etcd or postgresql.conf cannot hold must never reach the DCS
+    ({"ttl": 10 ** 31}, "config.ttl: must be <= 1000000000, got " + str(10 ** 31)),
+    ({"postgresql": {"use_slots": "maybe"}}, "config.postgresql.use_slots: expected a boolean, got 'maybe'"),
+    ({"postgresql": {"parameters": {"work_mem": [False]}}},
+     "config.postgresql.parameters.work_mem: expected a string, number or boolean, got list"),
+    ({"postgresql": {"parameters": {"bad name=": 1}}},
+     "config.postgresql.parameters: 'bad name=' is not a valid PostgreSQL parameter name"),
+    ({"postgresql": {"parameters": {"auto_explain.log_min_duration": "1s", "work_mem": 4096}}}, None),
+    ({"synchronous_node_count": 10 ** 6}, "config.synchronous_node_count: must be <= 1000, got 1000000"),
 ])
 def test_validate_dynamic(data: dict[str, Any], error: str | None) -> None:
     assert validate_dynamic(data) == error

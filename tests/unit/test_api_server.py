@@ -551,3 +551,13 @@ def test_allowlist_include_members(allowlist: tuple[str, ...], member_host: str,
         assert api.call("GET", "/patroni")[0] == 200
     finally:
         api.server.stop()
+
+
+def test_put_config_drops_nulls_and_refuses_what_etcd_cannot_hold(api: Api) -> None:
+    with_null = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "postgresql": {"use_slots": None}}
+    code, _, body = api.call("PUT", "/config", with_null)
+    stored = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "postgresql": {}}
+    assert code == 200 and body == stored and api.dcs.value("config") == stored
+    code, _, body = api.call("PUT", "/config", {"ttl": 10 ** 31, "loop_wait": 2, "retry_timeout": 5})
+    assert code == 400 and "config.ttl: must be <= 1000000000" in str(body)
+    assert api.dcs.value("config") == stored

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from typing import Any
 
 from .settings import (
@@ -107,12 +108,18 @@ def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
-def _int(value: Any, key: str, minimum: int | None = None) -> int:
+MAX_SECONDS = 10 ** 9  # timings: far above any sane value, far below etcd's lease limit (int64)
+MAX_INT = 2 ** 63 - 1  # what PostgreSQL and etcd can hold
+
+
+def _int(value: Any, key: str, minimum: int | None = None, maximum: int = MAX_INT) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     _expect(value, int, key)
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{key}: must be <= {maximum}, got {value}")
     return int(value)
 
 
@@ -176,19 +183,32 @@ def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) ->
             f"({retry_timeout}) = {loop_wait + 2 * retry_timeout}")
 
 
+GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def _check_parameter(name: Any, value: Any, where: str) -> None:
+    """A PostgreSQL setting as postgresql.conf can hold it: a GUC-like name, a scalar value."""
+    if not isinstance(name, str) or not GUC_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: {name!r} is not a valid PostgreSQL parameter name")
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise ConfigError(f"{where}.{name}: expected a string, number or boolean, got {type(value).__name__}")
+
+
 def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicSettings:
     """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     merged = merge_dicts(DYNAMIC_DEFAULTS, data)
-    ttl = _int(merged["ttl"], f"{where}.ttl", 1)
-    loop_wait = _int(merged["loop_wait"], f"{where}.loop_wait", 1)
-    retry_timeout = _int(merged["retry_timeout"], f"{where}.retry_timeout", 1)
+    ttl = _int(merged["ttl"], f"{where}.ttl", 1, MAX_SECONDS)
+    loop_wait = _int(merged["loop_wait"], f"{where}.loop_wait", 1, MAX_SECONDS)
+    retry_timeout = _int(merged["retry_timeout"], f"{where}.retry_timeout", 1, MAX_SECONDS)
     validate_timing(ttl, loop_wait, retry_timeout, where)
     pg = merged.get("postgresql") or {}
     _expect(pg, dict, f"{where}.postgresql")
     params = pg.get("parameters") or {}
     _expect(params, dict, f"{where}.postgresql.parameters")
+    for pname, pvalue in params.items():
+        _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
     if isinstance(sync_mode, str) and sync_mode.lower() == "quorum":
         raise ConfigError(f"{where}.synchronous_mode: quorum is not supported yet (use on/off)")
@@ -210,12 +230,12 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         slots=dict(slots),
         synchronous_mode=_bool(sync_mode, f"{where}.synchronous_mode"),
         synchronous_mode_strict=_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
-        synchronous_node_count=_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1),
+        synchronous_node_count=_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1, 1000),
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
         maximum_lag_on_failover=_int(merged["maximum_lag_on_failover"],
                                      f"{where}.maximum_lag_on_failover", 0),
         master_start_timeout=_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
-                                  f"{where}.primary_start_timeout", 0),
+                                  f"{where}.primary_start_timeout", 0, MAX_SECONDS),
         check_timeline=_bool(merged["check_timeline"], f"{where}.check_timeline"),
         failsafe_mode=_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
         pause=_bool(merged["pause"], f"{where}.pause"),

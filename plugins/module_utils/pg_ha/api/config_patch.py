@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import merge_dicts
+from ..config import ConfigError, dynamic_from, merge_dicts
 from ..settings import DYNAMIC_DEFAULTS
 
 INT_KEYS: dict[str, int] = {  # key -> smallest allowed value
@@ -53,4 +53,8 @@ def validate_dynamic(data: dict[str, Any]) -> str | None:
     if ttl < loop_wait + 2 * retry_timeout:
         return (f"ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout})"
                 f" = {loop_wait + 2 * retry_timeout}")
+    try:  # everything else the daemon checks when it applies the config (ranges, types, slots, ...)
+        dynamic_from(data, "config")
+    except ConfigError as exc:
+        return str(exc)
     return None

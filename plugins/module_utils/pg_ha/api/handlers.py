@@ -118,7 +118,7 @@ def patch_config(backend: ApiBackend, request: Request) -> Response:
 
 
 def put_config(backend: ApiBackend, request: Request) -> Response:
-    data = json_object(request.body, required=True)
+    data = deep_merge({}, json_object(request.body, required=True))  # null means absent, as in PATCH
     cluster = backend.dcs.get_cluster()
     current = cluster.config
     if current is None or current.data != data:
