@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import quorum
 from .callbacks import CallbackRunner, pre_promote_allows
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
@@ -46,6 +47,7 @@ class Executor:
         self._busy_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
+        self.sync_commit: quorum.Commit | None = None  # quorum commit: ANY n (...) in force, else None
         self.callbacks = CallbackRunner(config.postgresql.callbacks, config.scope)
         self.last_role: str | None = None
         self.on_done: Callable[[], None] = lambda: None  # wakes the loop after a background step
@@ -112,15 +114,27 @@ class Executor:
     # -- synchronous replication ---------------------------------------------------
     def effective_pg_settings(self) -> Any:
         settings = self.config.postgresql
-        if self.sync_names is None:
+        if self.sync_commit is not None:
+            value = quorum.standby_names_value(self.sync_commit)
+        elif self.sync_names is None:
             return settings
-        value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
+        else:
+            value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
         return replace(settings, parameters={**settings.parameters, "synchronous_standby_names": value})
 
     def set_sync_names(self, names: tuple[str, ...] | None) -> None:
-        if names == self.sync_names:
+        if names == self.sync_names and self.sync_commit is None:
             return
         self.sync_names = names
+        self.sync_commit = None
+        self.pg.update_settings(self.effective_pg_settings())
+
+    def set_sync_commit(self, commit: quorum.Commit) -> None:
+        """Quorum commit: make PostgreSQL wait for ANY n of these standbys."""
+        if commit == self.sync_commit:
+            return
+        self.sync_commit = commit
+        self.sync_names = BLOCK_ALL if commit.block_all else tuple(sorted(commit.names))
         self.pg.update_settings(self.effective_pg_settings())
 
     def prepare_promotion(self, cluster: Cluster) -> bool:
@@ -130,7 +144,10 @@ class Executor:
         if not dyn.synchronous_mode:
             self.set_sync_names(None)
             return True
-        value = json.dumps({"leader": self.config.name, "sync_standby": None}, separators=(",", ":"))
+        claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
+        if dyn.synchronous_quorum:
+            claim["quorum"] = 0
+        value = json.dumps(claim, separators=(",", ":"))
         if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
             logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
             return False

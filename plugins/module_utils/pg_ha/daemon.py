@@ -18,6 +18,7 @@ from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
+from .quorum_leader import manage_quorum
 from .settings import Config
 from .status import CycleFacts, member_data, patroni_status
 
@@ -213,7 +214,8 @@ class Daemon:
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
         return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
-                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode)
+                      can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
+                      synchronous_quorum=dyn.synchronous_quorum)
 
     def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
         memory = self.executor.memory
@@ -235,6 +237,7 @@ class Daemon:
             timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
             unverified_primary_data=memory.unverified_primary_data,
             primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
+            failover_priority=self._config.failover_priority,
             replicatefrom=self._config.tags.get("replicatefrom") or None,
             stuck_following=self._stuck_following(cluster, state, memory.upstream),
             peers=peers)
@@ -318,6 +321,9 @@ class Daemon:
             if cluster.sync is not None and cluster.sync.leader == me:
                 self._dcs.delete_sync_state(cluster.sync.version)
             self.executor.set_sync_names(None)
+            return
+        if dyn.synchronous_quorum:
+            manage_quorum(self._dcs, self.executor, cluster, me, state.replication or [])
             return
         step = sync_mod.plan(cluster, me, state.replication or [], self.executor.sync_names or (),
                              dyn.synchronous_node_count, dyn.synchronous_mode_strict)
