@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.cluster import TestCluster
-from tests.harness.common import REPO, SYSTEM_PYTHON, wait_for
+from tests.harness.common import REPO, SYSTEM_PYTHON, kill_group, wait_for
 from tests.harness.etcd import keys as etcd_keys
 
 pytestmark = pytest.mark.integration
@@ -139,3 +140,30 @@ def test_kill9_leader_under_load_loses_no_acknowledged_write(cluster: TestCluste
     assert missing == []
     other = next(n for n in voters if n != new.name)
     wait_for(lambda: quorum_state(cluster, [other], 0), 120, "the new leader waits for the other replica")
+
+
+def test_lone_voter_does_not_promote_until_it_reaches_the_quorum(cluster: TestCluster) -> None:
+    """ANY 1 of two voters: a replica that cannot reach the other voter cannot know it has
+    every acknowledged commit, so it must not take over; once the other voter answers,
+    the one with the higher WAL position does."""
+    for m in cluster.members:
+        if not m.running:
+            m.start()  # the former leader killed by the previous test rejoins
+    leader = cluster.wait_healthy()
+    lone, frozen = [m for m in cluster.members if m is not leader]
+    wait_for(lambda: quorum_state(cluster, [lone.name, frozen.name], 1), 120, "both replicas are voters")
+    leader.sql("CREATE TABLE IF NOT EXISTS lone(x int); INSERT INTO lone VALUES (1)")
+    pids = frozen.pause_daemon()
+    try:
+        leader.kill9(postmaster=True)
+        refusal = f"quorum commit: reached 1 of the voters {', '.join(sorted([lone.name, frozen.name]))}, 2 needed"
+        # several HA cycles after the leader key expired, the lone voter still refuses
+        wait_for(lambda: lone.log().count(refusal) >= 3, 90, "the lone voter to refuse the race three times")
+        assert not lone.is_primary()
+        assert cluster.leader() is None
+    finally:
+        for pid in pids:
+            kill_group(pid, signal.SIGCONT)
+    new = cluster.wait_leader(90, exclude=(leader.name,))
+    assert new.name in (lone.name, frozen.name)
+    assert new.sql("SELECT count(*) FROM lone")[0][0] == 1
