@@ -365,6 +365,11 @@ class Executor:
         _, lsn = self.pg.local_timeline_lsn()
         self.dcs.delete_leader(cluster.leader, lsn)
         logger.info("switchover: leader lock released at %s", lsn)
+        if cluster.paused and decision.target:
+            # asked for by the operator: in maintenance mode too the former primary goes on as a
+            # replica of the candidate (Patroni's graceful demotion) instead of staying down
+            logger.info("PAUSE: switchover: starting as a replica of the candidate %s", decision.target)
+            self.run_async("starting", lambda: self.start_replica(cluster, decision.target))
         return True
 
     def _do_release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
