@@ -17,9 +17,10 @@ def fs(*names: str) -> frozenset[str]:
 
 
 def cluster(sync: SyncState | None, members: tuple[str, ...] = ("pg0", "pg1", "pg2", "pg3"),
-            nosync: tuple[str, ...] = ()) -> Cluster:
+            nosync: tuple[str, ...] = (), tags: dict[str, dict[str, object]] | None = None) -> Cluster:
     return Cluster(initialize="1", config=None, leader=None, last_lsn=0, sync=sync,
-                   members=tuple(Member(m, 1, {"tags": {"nosync": m in nosync}}) for m in members))
+                   members=tuple(Member(m, 1, {"tags": {"nosync": m in nosync, **(tags or {}).get(m, {})}})
+                                 for m in members))
 
 
 def streaming(*names: str) -> list[dict[str, object]]:
@@ -124,6 +125,12 @@ def test_no_standby_left_non_strict_and_strict() -> None:
 
 def test_nosync_members_are_never_voters() -> None:
     plan = quorum.plan(cluster(key((), 0), nosync=("pg2",)), ME, streaming("pg1", "pg2"), Commit(0, fs()), 1, False)
+    assert plan.wanted == Commit(1, fs("pg1"))
+
+
+def test_members_that_may_not_promote_are_never_voters() -> None:
+    tags = {"pg2": {"nofailover": True}, "pg3": {"failover_priority": 0}}
+    plan = quorum.plan(cluster(key((), 0), tags=tags), ME, streaming("pg1", "pg2", "pg3"), Commit(0, fs()), 1, False)
     assert plan.wanted == Commit(1, fs("pg1"))
 
 
