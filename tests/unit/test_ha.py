@@ -236,6 +236,8 @@ CASES = [
      Action.ACQUIRE, "promoted self", None),
     ("priority-mine-higher-races", cluster(leader=None), local(failover_priority=5, peers=peers(P_PG2_PRIO3)),
      Policy(), Action.ACQUIRE, "promoted self", None),
+    ("priority-zero-never-races", cluster(leader=None), local(nofailover=True, failover_priority=0, peers={}),
+     Policy(), Action.NOOP, "I am not allowed to promote (failover_priority 0)", None),
     ("priority-zero-peer-ignored", cluster(leader=None),
      local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=100, nofailover=True, failover_priority=0))),
      Policy(), Action.ACQUIRE, "promoted self", None),

@@ -119,7 +119,8 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
     """None if we may race for the leader key; otherwise why not (Patroni's
     is_healthiest_node)."""
     if local.nofailover:
-        return "I am not allowed to promote (nofailover tag)"
+        tag = "failover_priority 0" if local.failover_priority <= 0 else "nofailover tag"
+        return f"I am not allowed to promote ({tag})"
     if policy.synchronous_quorum:
         reached = [p.name for p in (local.peers or {}).values()
                    if p.reachable and p.running and p.in_recovery and p.name != local.name]
