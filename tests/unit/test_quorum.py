@@ -182,3 +182,45 @@ def test_sync_key_value_and_standby_names() -> None:
 ])
 def test_race_refusal(sync: SyncState | None, me: str, reached: list[str], allowed: bool) -> None:
     assert (quorum.race_refusal(sync, me, reached) is None) is allowed
+
+
+@pytest.mark.parametrize("sync, me, expected", [
+    (None, "pg1", None),
+    (SyncState(1, "pg0", (), 0), "pg1", None),
+    # ANY 1 of pg1, pg2 under pg0: pg1 wins; pg2 or the old leader must ack, both are voters
+    (SyncState(1, "pg0", ("pg1", "pg2"), 1), "pg1", (1, {"pg0", "pg2"})),
+    # ANY 2 of 3: one more acknowledger than the winner left behind
+    (SyncState(1, "pg0", ("pg1", "pg2", "pg3"), 1), "pg1", (2, {"pg0", "pg2", "pg3"})),
+    # a non-voter won with quorum + 1 votes: it does not count, the others need k + 1
+    (SyncState(1, "pg0", ("pg1", "pg2"), 1), "pg3", (2, {"pg0", "pg1", "pg2"})),
+    # the former leader takes over again
+    (SyncState(1, "pg1", ("pg2",), 0), "pg1", (1, {"pg2"})),
+])
+def test_promotion_state(sync: SyncState | None, me: str, expected: tuple[int, set[str]] | None) -> None:
+    result = quorum.promotion_state(sync, me)
+    if expected is None:
+        assert result is None
+        return
+    assert result is not None
+    commit, vote = result
+    assert (commit.numsync, set(commit.names)) == expected and vote == Vote(commit.numsync, commit.names)
+    assert quorum.safe(commit, vote)
+
+
+@pytest.mark.parametrize("voters, q", [(v, q) for v in [("a",), ("a", "b"), ("a", "b", "c")]
+                                       for q in range(len(v))])
+def test_promotion_keeps_every_old_commit_reachable(voters: tuple[str, ...], q: int) -> None:
+    """For every way the old commits may have been acknowledged (on L and k voters) and every
+    winner of the race, any electing set under the handed-over vote holds each commit."""
+    k = len(voters) - q
+    for acked in itertools.combinations(voters, k):
+        holders = set(acked) | {"L"}
+        for me in voters:
+            if me not in holders:
+                continue  # a winner reached q + 1 voters incl. itself and was the most advanced
+            handed = quorum.promotion_state(SyncState(1, "L", voters, q), me)
+            assert handed is not None
+            _, vote = handed
+            electors = len(vote.voters) - vote.k + 1
+            for elect in itertools.combinations(sorted(vote.voters), electors):
+                assert holders & set(elect), (voters, q, acked, me, elect)

@@ -88,3 +88,22 @@ def test_current_commit_reads_first_mode_names_conservatively() -> None:
     assert current_commit(ex, 1) == Commit(1, frozenset({"pg1", "pg2"}))
     ex.sync_names = ("*",)
     assert current_commit(ex, 1).block_all
+
+
+def test_promotion_hands_the_vote_on_before_postgresql_is_promoted() -> None:
+    ex, dcs, sink = setup()
+    dcs.set_json("sync", {"leader": "pg9", "sync_standby": "pg0,pg1", "quorum": 1})
+    assert ex.prepare_promotion(dcs.get_cluster())
+    assert dcs.events[0] == 'key {"leader":"pg0","sync_standby":"pg1,pg9","quorum":1}'
+    assert sink.applied == ['ANY 1 ("pg1","pg9")']
+    # once replicas stream from the new leader the planner drops the old leader, PostgreSQL first
+    dcs.events.clear()
+    manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING)
+    assert dcs.events[0] == 'key {"leader":"pg0","sync_standby":"pg1,pg2,pg9","quorum":2}'
+
+
+def test_promotion_without_voters_starts_afresh() -> None:
+    ex, dcs, sink = setup()
+    assert ex.prepare_promotion(dcs.get_cluster())
+    assert sync_key(dcs) == {"leader": "pg0", "sync_standby": None, "quorum": 0}
+    assert sink.applied == [""]

@@ -145,13 +145,20 @@ class Executor:
             self.set_sync_names(None)
             return True
         claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
-        if dyn.synchronous_quorum:
+        handover = quorum.promotion_state(cluster.sync, self.config.name) if dyn.synchronous_quorum else None
+        if handover is not None:
+            claim = quorum.sync_key_value(self.config.name, handover[1])
+        elif dyn.synchronous_quorum:
             claim["quorum"] = 0
         value = json.dumps(claim, separators=(",", ":"))
         if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
             logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
             return False
-        self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
+        if handover is not None:
+            logger.info("quorum commit: promoting with %s", quorum.describe(handover[0]))
+            self.set_sync_commit(handover[0])
+        else:
+            self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
         return True
 
     # -- helpers -----------------------------------------------------------------

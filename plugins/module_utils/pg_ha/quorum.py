@@ -168,6 +168,31 @@ def sync_key_value(leader: str, vote: Vote) -> dict[str, Any]:
     return {"leader": leader, "sync_standby": ",".join(sorted(vote.voters)) or None, "quorum": vote.quorum}
 
 
+def promotion_state(sync: SyncState | None, me: str) -> tuple[Commit, Vote] | None:
+    """What a winner of the quorum race keeps while it promotes, or None to start afresh.
+
+    Every commit the former leader L acknowledged is on L and on k = |V| - q voters. The new
+    leader hands the vote on to V' = V - {me} + {L}: each such commit is on k' = k - 1 + 1 of
+    them (k + 1 when I was not a voter, as I do not count any more), and PostgreSQL waits for
+    ANY k' of V' too, so a later race again needs a voter with every acknowledged commit; the
+    planner then moves to the wanted state as replicas stream from the new leader."""
+    if sync is None or not sync.sync_standby:
+        return None
+    voters = set(sync.sync_standby)
+    k = len(voters) - (sync.quorum if sync.quorum is not None else 0)
+    if me in voters:
+        voters.discard(me)
+    else:
+        k += 1
+    if sync.leader and sync.leader != me:
+        voters.add(sync.leader)
+    k = min(max(k, 1), len(voters))
+    if not voters:
+        return None
+    names = frozenset(voters)
+    return Commit(k, names), Vote(k, names)
+
+
 def race_refusal(sync: SyncState | None, me: str, reached: Iterable[str]) -> str | None:
     """Quorum leader race: None when ``me`` may take part, else why not. ``reached``: the
     other members that answered this cycle and run as replicas."""
