@@ -63,6 +63,7 @@ class Daemon:
         self._pg_settings_dirty = False
         self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
         self._not_streaming_since: float | None = None
+        self._streamed_tli = 0  # newest timeline we streamed (pg_control lags until a restartpoint)
         self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
         self._last_message = ""
@@ -271,9 +272,11 @@ class Daemon:
         the leader is on a newer timeline: it may have replayed past the fork point."""
         leader = cluster.leader_member
         receiver = state.wal_receiver or {}
+        if receiver.get("status") == "streaming" and isinstance(receiver.get("received_tli"), int):
+            self._streamed_tli = max(self._streamed_tli, receiver["received_tli"])
         suspicious = (state.running and state.in_recovery and leader is not None and upstream == leader.name
                       and receiver.get("status") != "streaming"
-                      and (leader.timeline or 0) > (state.timeline or 0))
+                      and (leader.timeline or 0) > max(state.timeline or 0, self._streamed_tli))
         if not suspicious:
             self._not_streaming_since = None
             return False
