@@ -138,7 +138,7 @@ def parse_time(module, text):
 def promotable(member):
     tags = member.get('tags') or {}
     return (member.get('role') not in ('leader', 'standby_leader') and member.get('state') in HEALTHY_STATES
-            and not tags.get('nofailover'))
+            and not tags.get('nofailover') and str(tags.get('failover_priority', 1)) != '0')
 
 
 def main():

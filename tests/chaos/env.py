@@ -20,6 +20,7 @@ from .prober import PROBE_TABLE
 MODES: dict[str, dict[str, Any]] = {
     "async": {},
     "sync_strict": {"synchronous_mode": True, "synchronous_mode_strict": True},
+    "quorum": {"synchronous_mode": "quorum", "synchronous_node_count": 1},
 }
 TTL = 10
 
@@ -59,12 +60,17 @@ class ChaosEnv:
         self.haproxy.start()
         self.haproxy.wait_only_up(leader.name)
 
+    @property
+    def sync_path(self) -> str:
+        """The health path of a member the sync key names: /quorum for quorum voters."""
+        return "/quorum" if self.dynamic.get("synchronous_mode") == "quorum" else "/sync"
+
     def sync_standbys(self) -> list[str]:
         """Members whose REST API says they are the synchronous standby (the DCS sync key)."""
         names = []
         for m in self.running_members():
             try:
-                if m.api("/sync", timeout=2)[0] == 200:
+                if m.api(self.sync_path, timeout=2)[0] == 200:
                     names.append(m.name)
             except OSError:
                 pass

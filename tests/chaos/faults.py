@@ -159,9 +159,9 @@ def dir_size(path: Path) -> int:
     return total
 
 
-def is_sync(member: Member) -> bool:
+def is_sync(member: Member, path: str = "/sync") -> bool:
     try:
-        return member.api("/sync", timeout=2)[0] == 200
+        return member.api(path, timeout=2)[0] == 200
     except OSError:
         return False
 
@@ -174,7 +174,9 @@ def switchovers(ctx: Context) -> None:
         leader = ctx.env.wait_healthy(120)
         candidates = sorted(others(ctx.env, leader), key=lambda m: m.name)
         if ctx.env.mode != "async":  # only a synchronous standby may take over
-            candidates = wait_for(lambda c=candidates: [m for m in c if is_sync(m)], 60, "a synchronous standby")
+            path = ctx.env.sync_path
+            candidates = wait_for(lambda c=candidates, p=path: [m for m in c if is_sync(m, p)], 60,
+                                  "a synchronous standby")
         candidate = candidates[i % len(candidates)]
         started = time.time()
         code, body = leader.api("/switchover", method="POST",

@@ -37,7 +37,8 @@ fault; the raw results go to `docs/RELIABILITY.json`, `--from-json` renders them
   measured during warm-up (a failover candidate may lag at most that much).
 - **Modes**: asynchronous, and synchronous strict (`synchronous_mode: true`, `synchronous_mode_strict: true`);
   in synchronous mode a fault is injected only once the DCS `sync` key names a synchronous standby
-  (`GET /sync` answers 200 on a member), and only that standby is a switchover candidate.
+  (`GET /sync` answers 200 on a member), and only that standby is a switchover candidate; quorum
+  (`synchronous_mode: quorum`, ANY 1 of the replicas) waits for a voter (`GET /quorum` 200) the same way.
 - **Faults** are injected on the processes (kill -9, SIGSTOP/SIGCONT), never by asking the daemon.
 """
 
@@ -51,7 +52,7 @@ def verdict(r: Result) -> str:
     problems = []
     if r.split_brain:
         problems.append("split brain")
-    bound = 0 if r.mode == "sync_strict" else (r.lost_bound or 0)
+    bound = 0 if r.mode in ("sync_strict", "quorum") else (r.lost_bound or 0)
     if len(r.lost) > bound:
         problems.append("lost writes over the bound")
     if r.unexpected:

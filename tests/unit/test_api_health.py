@@ -14,10 +14,10 @@ CONFIG = make_config("pg0")
 
 
 def cluster(leader: str | None = "pg0", last_lsn: int = 100 * MB, sync: tuple[str, ...] = (),
-            sync_mode: bool = False, standby: bool = False) -> Cluster:
+            sync_mode: bool | str = False, standby: bool = False) -> Cluster:
     data: dict[str, Any] = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
     if sync_mode:
-        data["synchronous_mode"] = True
+        data["synchronous_mode"] = sync_mode
     if standby:
         data["standby_cluster"] = {"host": "10.0.0.1", "port": 5432}
     members = tuple(Member(n, 1, {"state": "running", "role": "replica"}) for n in ("pg0", "pg1", "pg2"))
@@ -74,6 +74,15 @@ CASES = [
      {"/sync": 503, "/async": 200, "/read-only-sync": 503}),
     ("primary and read-only-sync", PRIMARY, cluster("pg0", sync=("pg1",), sync_mode=True), CONFIG,
      {"/read-only-sync": 200, "/sync": 503}),
+    ("quorum standby", REPLICA, cluster("pg1", sync=("pg0", "pg2"), sync_mode="quorum"), CONFIG,
+     {"/quorum": 200, "/read-only-quorum": 200, "/sync": 503, "/async": 503, "/read-only-sync": 503,
+      "/replica": 200}),
+    ("not a quorum voter", REPLICA, cluster("pg1", sync=("pg2",), sync_mode="quorum"), CONFIG,
+     {"/quorum": 503, "/read-only-quorum": 503, "/async": 200}),
+    ("quorum primary", PRIMARY, cluster("pg0", sync=("pg1",), sync_mode="quorum"), CONFIG,
+     {"/quorum": 503, "/read-only-quorum": 200}),
+    ("voter listed but synchronous_mode on", REPLICA, cluster("pg1", sync=("pg0",), sync_mode=True), CONFIG,
+     {"/quorum": 503, "/sync": 200}),
     ("standby leader", STANDBY_LEADER, cluster("pg0", standby=True), CONFIG,
      {"/standby-leader": 200, "/standby_leader": 200, "/leader": 200, "/primary": 503, "/replica": 503,
       "/read-only": 200}),

@@ -420,3 +420,14 @@ def test_failover_from_value_roundtrip() -> None:
     when = NOW + timedelta(hours=1)
     dcs.manual_failover("pg0", "pg1", scheduled_at=when)
     assert dcs.get_cluster().failover == Failover(dcs.keys["failover"][0], "pg0", "pg1", when)
+
+
+def test_metrics_quorum_standby() -> None:
+    voters = SyncState(2, "pg1", ("pg0", "pg2"), 1)
+    status = replica_status(CONFIG, 300, 200)
+    quorum = Cluster(leader=Leader("pg1", 1), config=ClusterConfig(1, {"synchronous_mode": "quorum"}), sync=voters)
+    text = metrics_text(status, quorum, CONFIG)
+    assert _metric(text, "patroni_quorum_standby") == "1" and _metric(text, "patroni_sync_standby") == "0"
+    sync_on = Cluster(leader=Leader("pg1", 1), config=ClusterConfig(1, {"synchronous_mode": True}), sync=voters)
+    text = metrics_text(status, sync_on, CONFIG)
+    assert _metric(text, "patroni_quorum_standby") == "0" and _metric(text, "patroni_sync_standby") == "1"

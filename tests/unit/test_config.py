@@ -53,6 +53,8 @@ def test_seeds_demo_config_loads() -> None:
     (lambda c: c.update(scope=None), "scope: missing"),
     (lambda c: c["postgresql"].update(parameters=[1]), "postgresql.parameters: expected dict"),
     (lambda c: c["tags"].update(nofailover="maybe"), "tags.nofailover: expected a boolean"),
+    (lambda c: c["tags"].update(failover_priority=-1), "tags.failover_priority: must be >= 0"),
+    (lambda c: c["tags"].update(failover_priority="high"), "tags.failover_priority"),
     (lambda c: c.update(restapi="x"), "restapi: expected dict"),
 ])
 def test_invalid_config_one_clear_line(mutate, message: str) -> None:
@@ -155,8 +157,11 @@ def test_permanent_slots_validation(slots: dict, message: str) -> None:
 def test_synchronous_mode_settings() -> None:
     dyn = dynamic_from({"synchronous_mode": "on", "synchronous_mode_strict": True, "synchronous_node_count": 2})
     assert (dyn.synchronous_mode, dyn.synchronous_mode_strict, dyn.synchronous_node_count) == (True, True, 2)
-    with pytest.raises(ConfigError, match="quorum is not supported yet"):
-        dynamic_from({"synchronous_mode": "quorum"})
+    quorum = dynamic_from({"synchronous_mode": "quorum", "synchronous_node_count": 1})
+    assert (quorum.synchronous_mode, quorum.synchronous_quorum, quorum.synchronous_node_count) == (True, True, 1)
+    assert dynamic_from({"synchronous_mode": True}).synchronous_quorum is False
+    with pytest.raises(ConfigError, match="synchronous_mode"):
+        dynamic_from({"synchronous_mode": "sometimes"})
 
 
 @pytest.mark.parametrize("value, seconds", [(1800, 1800), ("30min", 1800), ("45s", 45), ("2h", 7200), ("0", 0)])

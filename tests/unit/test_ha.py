@@ -56,6 +56,11 @@ SYNC_PG2 = SyncState(3, "pg0", ("pg2",))
 SYNC_PG1 = SyncState(3, "pg0", ("pg1",))
 SYNC_NONE = SyncState(3, "pg0", ())
 SYNC = Policy(synchronous_mode=True)
+QUORUM = Policy(synchronous_mode=True, synchronous_quorum=True)
+Q_PG1_PG2 = SyncState(3, "pg0", ("pg1", "pg2"), 1)   # ANY 1 of pg1, pg2: reach 2 voters
+Q_ALL3 = SyncState(3, "pg0", ("pg1", "pg2", "pg3"), 1)  # ANY 2 of 3: reach 2 voters
+P_PG2_PRIO3 = PeerInfo("pg2", True, running=True, wal_lsn=100, timeline=1, failover_priority=3)
+P_PG2_PRIO3_BEHIND = PeerInfo("pg2", True, running=True, wal_lsn=99, timeline=1, failover_priority=3)
 EARLIER = NOW - timedelta(minutes=1)
 REMOTE = "10.0.0.9:5432"
 STANDBY = Policy(standby_cluster=REMOTE)
@@ -287,6 +292,46 @@ CASES = [
                                    failsafe.FailsafeLeader("pg0", None, None, received_at=100.0), "pg1",
                                    True, now=105.0, ttl=10),
      local(peers={}), FAILSAFE, Action.NOOP, "a secondary, and following a leader (pg0)", None),
+    # quorum commit: reach |V| - k + 1 voters (me included), then the highest wal position wins
+    ("quorum-voter-reaching-other-voter-races", cluster(leader=None, sync=Q_PG1_PG2),
+     local(peers=peers(P_PG2_BEHIND)), QUORUM, Action.ACQUIRE, "promoted self", None),
+    ("quorum-voter-alone-does-not-race", cluster(leader=None, sync=Q_PG1_PG2),
+     local(peers=peers(P_PG2_DOWN)), QUORUM, Action.NOOP,
+     "quorum commit: reached 1 of the voters pg1, pg2, 2 needed", None),
+    ("quorum-voter-behind-other-voter-defers", cluster(leader=None, sync=Q_PG1_PG2),
+     local(wal_lsn=100, peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=150))), QUORUM, Action.NOOP,
+     "pg2 has a higher wal position (150 > 100)", None),
+    ("quorum-non-voter-ahead-still-compared", cluster(leader=None, sync=SyncState(3, "pg0", ("pg1",), 0),
+                                                       members=("pg0", "pg1", "pg2")),
+     local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=900))), QUORUM, Action.NOOP,
+     "pg2 has a higher wal position", None),
+    ("quorum-non-voter-needs-quorum-plus-one", cluster(leader=None, sync=Q_PG1_PG2),
+     local(name="pg3", peers=peers(P_PG2_BEHIND)), QUORUM, Action.NOOP, "reached 1 of the voters", None),
+    ("quorum-any2-of-3-two-reached", cluster(leader=None, sync=Q_ALL3, members=("pg0", "pg1", "pg2", "pg3")),
+     local(peers=peers(P_PG2_BEHIND, PeerInfo("pg3", False))), QUORUM, Action.ACQUIRE, "promoted self", None),
+    ("quorum-primary-peer-is-not-a-vote", cluster(leader=None, sync=Q_PG1_PG2),
+     local(peers=peers(PeerInfo("pg2", True, running=True, in_recovery=False, wal_lsn=10))), QUORUM,
+     Action.NOOP, "reached 1 of the voters", None),
+    ("quorum-no-voter-usual-rules", cluster(leader=None, sync=SyncState(3, "pg0", (), 0)),
+     local(peers={}), QUORUM, Action.ACQUIRE, "promoted self", None),
+    ("quorum-switchover-to-non-voter-refused",
+     cluster(leader="pg1", failover=Failover(1, "pg1", "pg2"), sync=SyncState(3, "pg1", ("pg0",), 0)),
+     local(in_recovery=False, peers=peers(P_PG2_EQUAL)), QUORUM, Action.CLEAR_FAILOVER,
+     "candidate pg2 is not a synchronous standby", None),
+    # failover_priority: among equal wal positions the higher priority wins
+    ("priority-lower-at-same-lsn-defers", cluster(leader=None), local(peers=peers(P_PG2_PRIO3)), Policy(),
+     Action.NOOP, "pg2 has the same wal position and a higher failover_priority (3 > 1)", None),
+    ("priority-higher-but-behind-does-not-win", cluster(leader=None), local(peers=peers(P_PG2_PRIO3_BEHIND)),
+     Policy(), Action.ACQUIRE, "promoted self", None),
+    ("priority-equal-at-same-lsn-races", cluster(leader=None), local(peers=peers(P_PG2_EQUAL)), Policy(),
+     Action.ACQUIRE, "promoted self", None),
+    ("priority-mine-higher-races", cluster(leader=None), local(failover_priority=5, peers=peers(P_PG2_PRIO3)),
+     Policy(), Action.ACQUIRE, "promoted self", None),
+    ("priority-zero-never-races", cluster(leader=None), local(nofailover=True, failover_priority=0, peers={}),
+     Policy(), Action.NOOP, "I am not allowed to promote (failover_priority 0)", None),
+    ("priority-zero-peer-ignored", cluster(leader=None),
+     local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=100, nofailover=True, failover_priority=0))),
+     Policy(), Action.ACQUIRE, "promoted self", None),
 ]
 
 
@@ -422,3 +467,15 @@ def test_outage_decision_table(case: tuple) -> None:
     _, view, action, message = case
     decision = decide_without_dcs(view)
     assert (decision.action, decision.message) == (action, message)
+def test_failover_priority_zero_means_never_promote() -> None:
+    """The daemon maps failover_priority 0 to nofailover (Config.nofailover); peers too."""
+    from pg_ha.dcs.base import Member as M
+    from pg_ha.peers import peer_from_status
+    assert M("x", 1, {"tags": {"failover_priority": 0}}).nofailover
+    assert not M("x", 1, {"tags": {"failover_priority": 2}}).nofailover
+    peer = peer_from_status("pg2", {"state": "running", "role": "replica", "tags": {"failover_priority": 0}})
+    assert peer.nofailover and peer.failover_priority == 0
+    assert peer_from_status("pg2", {"state": "running", "role": "replica", "tags": {"failover_priority": 4}}) \
+        .failover_priority == 4
+    decision = decide(cluster(leader=None), local(nofailover=True, peers={}), Policy())
+    assert decision.action == Action.NOOP and "nofailover" in decision.message

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import standby
+from . import quorum, standby
 from .callbacks import CallbackRunner, pre_promote_allows
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
@@ -52,6 +52,7 @@ class Executor:
         self._busy_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
+        self.sync_commit: quorum.Commit | None = None  # quorum commit: ANY n (...) in force, else None
         self.callbacks = CallbackRunner(config.postgresql.callbacks, config.scope)
         self.last_role: str | None = None
         self.vip = manager_for(config.vip)  # released here before a primary stops
@@ -130,15 +131,27 @@ class Executor:
     # -- synchronous replication ---------------------------------------------------
     def effective_pg_settings(self) -> Any:
         settings = self.config.postgresql
-        if self.sync_names is None:
+        if self.sync_commit is not None:
+            value = quorum.standby_names_value(self.sync_commit)
+        elif self.sync_names is None:
             return settings
-        value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
+        else:
+            value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
         return replace(settings, parameters={**settings.parameters, "synchronous_standby_names": value})
 
     def set_sync_names(self, names: tuple[str, ...] | None) -> None:
-        if names == self.sync_names:
+        if names == self.sync_names and self.sync_commit is None:
             return
         self.sync_names = names
+        self.sync_commit = None
+        self.pg.update_settings(self.effective_pg_settings())
+
+    def set_sync_commit(self, commit: quorum.Commit) -> None:
+        """Quorum commit: make PostgreSQL wait for ANY n of these standbys."""
+        if commit == self.sync_commit:
+            return
+        self.sync_commit = commit
+        self.sync_names = BLOCK_ALL if commit.block_all else tuple(sorted(commit.names))
         self.pg.update_settings(self.effective_pg_settings())
 
     def prepare_promotion(self, cluster: Cluster) -> bool:
@@ -148,11 +161,21 @@ class Executor:
         if not dyn.synchronous_mode:
             self.set_sync_names(None)
             return True
-        value = json.dumps({"leader": self.config.name, "sync_standby": None}, separators=(",", ":"))
+        claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
+        handover = quorum.promotion_state(cluster.sync, self.config.name) if dyn.synchronous_quorum else None
+        if handover is not None:
+            claim = quorum.sync_key_value(self.config.name, handover[1])
+        elif dyn.synchronous_quorum:
+            claim["quorum"] = 0
+        value = json.dumps(claim, separators=(",", ":"))
         if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
             logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
             return False
-        self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
+        if handover is not None:
+            logger.info("quorum commit: promoting with %s", quorum.describe(handover[0]))
+            self.set_sync_commit(handover[0])
+        else:
+            self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
         return True
 
     # -- helpers -----------------------------------------------------------------
@@ -378,6 +401,11 @@ class Executor:
         _, lsn = self.pg.local_timeline_lsn()
         self.dcs.delete_leader(cluster.leader, lsn)
         logger.info("switchover: leader lock released at %s", lsn)
+        if cluster.paused and decision.target:
+            # asked for by the operator: in maintenance mode too the former primary goes on as a
+            # replica of the candidate (Patroni's graceful demotion) instead of staying down
+            logger.info("PAUSE: switchover: starting as a replica of the candidate %s", decision.target)
+            self.run_async("starting", lambda: self.start_replica(cluster, decision.target))
         return True
 
     def _do_release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:

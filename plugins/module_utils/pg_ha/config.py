@@ -210,8 +210,7 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
     for pname, pvalue in params.items():
         _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
-    if isinstance(sync_mode, str) and sync_mode.lower() == "quorum":
-        raise ConfigError(f"{where}.synchronous_mode: quorum is not supported yet (use on/off)")
+    quorum = isinstance(sync_mode, str) and sync_mode.strip().lower() == "quorum"
     slots = merged.get("slots") or {}
     _expect(slots, dict, f"{where}.slots")
     for name, slot in slots.items():
@@ -228,7 +227,8 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         standby_cluster=standby_cluster(data, where),
         member_slots_ttl=_duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
         slots=dict(slots),
-        synchronous_mode=_bool(sync_mode, f"{where}.synchronous_mode"),
+        synchronous_mode=quorum or _bool(sync_mode, f"{where}.synchronous_mode"),
+        synchronous_quorum=quorum,
         synchronous_mode_strict=_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
         synchronous_node_count=_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1, 1000),
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
@@ -458,6 +458,8 @@ def build_config(raw: Any, path: str | None = None,
     for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
         if tag in tags:
             tags[tag] = _bool(tags[tag], f"tags.{tag}")
+    if "failover_priority" in tags:
+        tags["failover_priority"] = _int(tags["failover_priority"], "tags.failover_priority", 0)
     watchdog = _section(raw, "watchdog")
     try:
         parse_watchdog(watchdog)

@@ -22,6 +22,7 @@ from .failsafe import OutageView
 from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
+from .quorum_leader import manage_quorum
 from .settings import Config
 from .status import CycleFacts, member_data, member_role, patroni_status
 from .vip import holds_lease, manager_for
@@ -71,6 +72,7 @@ class Daemon:
         self._pg_settings_dirty = False
         self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
         self._not_streaming_since: float | None = None
+        self._streamed_tli = 0  # newest timeline we streamed (pg_control lags until a restartpoint)
         self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
         self._last_message = ""
@@ -256,7 +258,8 @@ class Daemon:
         return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
                       can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
                       standby_cluster=standby.remote_name(dyn),
-                      failsafe_mode=dyn.failsafe_mode)
+                      failsafe_mode=dyn.failsafe_mode,
+                      synchronous_quorum=dyn.synchronous_quorum)
 
     def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
         memory = self.executor.memory
@@ -278,6 +281,7 @@ class Daemon:
             timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
             unverified_primary_data=memory.unverified_primary_data,
             primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
+            failover_priority=self._config.failover_priority,
             replicatefrom=self._config.tags.get("replicatefrom") or None,
             stuck_following=self._stuck_following(cluster, state, memory.upstream),
             bootstrap_backoff=self.executor.bootstrap_backoff(),
@@ -313,9 +317,11 @@ class Daemon:
         the leader is on a newer timeline: it may have replayed past the fork point."""
         leader = cluster.leader_member
         receiver = state.wal_receiver or {}
+        if receiver.get("status") == "streaming" and isinstance(receiver.get("received_tli"), int):
+            self._streamed_tli = max(self._streamed_tli, receiver["received_tli"])
         suspicious = (state.running and state.in_recovery and leader is not None and upstream == leader.name
                       and receiver.get("status") != "streaming"
-                      and (leader.timeline or 0) > (state.timeline or 0))
+                      and (leader.timeline or 0) > max(state.timeline or 0, self._streamed_tli))
         if not suspicious:
             self._not_streaming_since = None
             return False
@@ -378,6 +384,9 @@ class Daemon:
             if cluster.sync is not None and cluster.sync.leader == me:
                 self._dcs.delete_sync_state(cluster.sync.version)
             self.executor.set_sync_names(None)
+            return
+        if dyn.synchronous_quorum:
+            manage_quorum(self._dcs, self.executor, cluster, me, state.replication or [])
             return
         step = sync_mod.plan(cluster, me, state.replication or [], self.executor.sync_names or (),
                              dyn.synchronous_node_count, dyn.synchronous_mode_strict)

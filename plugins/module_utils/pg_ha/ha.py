@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import quorum as quorum_mod
 from .dcs.base import Cluster, Failover, valid_sysid
 
 
@@ -60,6 +61,7 @@ class PeerInfo:
     wal_lsn: int = 0
     timeline: int | None = None
     nofailover: bool = False
+    failover_priority: int = 1
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class LocalView:
     unverified_primary_data: bool = False  # we were primary; not yet checked against a leader
     primary_start_failed: bool = False
     nofailover: bool = False
+    failover_priority: int = 1           # tag: among equal wal positions the higher wins
     replicatefrom: str | None = None     # tag: stream from this member instead of the leader
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
     watchdog_usable: bool = True         # False: watchdog mode is required and it cannot be armed
@@ -92,6 +95,7 @@ class Policy:
     synchronous_mode: bool = False
     standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
     failsafe_mode: bool = False
+    synchronous_quorum: bool = False     # synchronous_mode: quorum (implies synchronous_mode)
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -123,10 +127,17 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
     """None if we may race for the leader key; otherwise why not (Patroni's
     is_healthiest_node)."""
     if local.nofailover:
-        return "I am not allowed to promote (nofailover tag)"
+        tag = "failover_priority 0" if local.failover_priority <= 0 else "nofailover tag"
+        return f"I am not allowed to promote ({tag})"
     if not local.watchdog_usable:
         return "the watchdog is not usable and watchdog mode is required"
-    if not _sync_allows(cluster, local.name, policy):
+    if policy.synchronous_quorum:
+        reached = [p.name for p in (local.peers or {}).values()
+                   if p.reachable and p.running and p.in_recovery and p.name != local.name]
+        refusal = quorum_mod.race_refusal(cluster.sync, local.name, reached)
+        if refusal is not None:
+            return refusal
+    elif not _sync_allows(cluster, local.name, policy):
         return "I am not a synchronous standby (synchronous_mode)"
     if not local.running:
         return "postgres is not running"
@@ -142,10 +153,13 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
             continue
         if not peer.in_recovery:
             return f"Primary ({peer.name}) is still alive"
-        if peer.nofailover or not _sync_allows(cluster, peer.name, policy):
+        if peer.nofailover or not policy.synchronous_quorum and not _sync_allows(cluster, peer.name, policy):
             continue
         if peer.wal_lsn > local.wal_lsn:
             return f"{peer.name} has a higher wal position ({peer.wal_lsn} > {local.wal_lsn})"
+        if peer.wal_lsn == local.wal_lsn and peer.failover_priority > local.failover_priority:
+            return (f"{peer.name} has the same wal position and a higher failover_priority "
+                    f"({peer.failover_priority} > {local.failover_priority})")
         if policy.check_timeline and (peer.timeline or 0) > (local.timeline or 0):
             return f"{peer.name} is on a newer timeline ({peer.timeline} > {local.timeline})"
     return None

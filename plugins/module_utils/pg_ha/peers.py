@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from .dcs.base import Cluster, Member
+from .dcs.base import Cluster, Member, failover_priority
 from .ha import PeerInfo
 from .settings import RestApiSettings
 
@@ -57,7 +57,8 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
     return PeerInfo(name=name, reachable=True, running=body.get("state") == "running",
                     in_recovery=in_recovery, wal_lsn=lsn,
                     timeline=timeline if isinstance(timeline, int) else None,
-                    nofailover=bool(tags.get("nofailover", False)))
+                    nofailover=bool(tags.get("nofailover", False)) or failover_priority(tags) <= 0,
+                    failover_priority=failover_priority(tags))
 
 
 def fetch_one(member: Member, timeout: float, context: ssl.SSLContext | None = None) -> PeerInfo:

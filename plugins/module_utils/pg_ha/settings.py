@@ -122,6 +122,7 @@ class DynamicSettings:
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
     failsafe_mode: bool = False  # keep a primary that reaches every member while the DCS is down
+    synchronous_quorum: bool = False  # synchronous_mode: quorum (ANY k, Patroni 4)
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent replication slots
     member_slots_ttl: int = 1800  # keep a vanished member's slot this long (seconds)
     standby_cluster: dict[str, Any] | None = None  # replicate from another cluster's primary
@@ -150,7 +151,12 @@ class Config:
 
     @property
     def nofailover(self) -> bool:
-        return bool(self.tags.get("nofailover", False))
+        return bool(self.tags.get("nofailover", False)) or self.failover_priority <= 0
+
+    @property
+    def failover_priority(self) -> int:
+        value = self.tags.get("failover_priority", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     def with_dynamic(self, dynamic: DynamicSettings) -> Config:
         """This config with another dynamic layer; local postgresql settings win."""

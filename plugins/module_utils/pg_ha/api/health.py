@@ -25,6 +25,8 @@ STANDBY_LEADER_PATHS = ("/standby-leader", "/standby_leader")
 SYNC_PATHS = ("/sync", "/synchronous")
 ASYNC_PATHS = ("/async", "/asynchronous")
 READ_ONLY_SYNC_PATHS = ("/read-only-sync", "/read-only-synchronous")
+QUORUM_PATHS = ("/quorum",)
+READ_ONLY_QUORUM_PATHS = ("/read-only-quorum",)
 TAG_PREFIX = "tag_"
 
 
@@ -45,9 +47,22 @@ def synchronous_mode(cluster: Cluster | None, config: Config) -> bool:
     return bool(data.get("synchronous_mode"))
 
 
+def quorum_mode(cluster: Cluster | None, config: Config) -> bool:
+    data = cluster.config.data if cluster is not None and cluster.config is not None else config.dynamic.raw
+    return str(data.get("synchronous_mode")).strip().lower() == "quorum"
+
+
 def is_sync_standby(cluster: Cluster | None, config: Config, name: str) -> bool:
+    """A synchronous standby of ``synchronous_mode: on`` (quorum voters are not: see
+    is_quorum_standby)."""
     return (cluster is not None and cluster.sync is not None and name in cluster.sync.sync_standby
-            and synchronous_mode(cluster, config))
+            and synchronous_mode(cluster, config) and not quorum_mode(cluster, config))
+
+
+def is_quorum_standby(cluster: Cluster | None, config: Config, name: str) -> bool:
+    """A voter of ``synchronous_mode: quorum`` (listed in the sync key)."""
+    return (cluster is not None and cluster.sync is not None and name in cluster.sync.sync_standby
+            and quorum_mode(cluster, config))
 
 
 def _xlog_position(status: dict[str, Any], key: str) -> int:
@@ -128,12 +143,14 @@ def health_status(path: str, query: dict[str, str], status: dict[str, Any], clus
         code = 200 if status.get("state") == RUNNING else 503
     elif cluster is not None:
         sync = is_sync_standby(cluster, config, config.name)
-        if path in SYNC_PATHS and sync or path in ASYNC_PATHS and not sync:
+        voter = is_quorum_standby(cluster, config, config.name)
+        if path in SYNC_PATHS and sync or path in QUORUM_PATHS and voter \
+                or path in ASYNC_PATHS and not sync and not voter:
             code = codes["replica"]
-        elif path in READ_ONLY_SYNC_PATHS:
+        elif path in READ_ONLY_SYNC_PATHS or path in READ_ONLY_QUORUM_PATHS:
             if 200 in (codes["primary"], codes["standby_leader"]):
                 code = 200
-            elif sync:
+            elif sync and path in READ_ONLY_SYNC_PATHS or voter and path in READ_ONLY_QUORUM_PATHS:
                 code = codes["replica"]
     if code == 200 and not ignore_tags and not tags_match(query, effective_tags(status, config)):
         code = 503

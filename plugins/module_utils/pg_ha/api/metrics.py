@@ -9,7 +9,7 @@ from typing import Any
 from .. import __version__
 from ..dcs.base import Cluster
 from ..settings import Config
-from .health import PRIMARY_ROLES, RUNNING, is_sync_standby
+from .health import PRIMARY_ROLES, RUNNING, is_quorum_standby, is_sync_standby
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,6 +70,8 @@ def metrics_text(status: dict[str, Any], cluster: Cluster | None, config: Config
         ("patroni_replica", "gauge", "Value is 1 if this node is a replica, 0 otherwise.", role == "replica"),
         ("patroni_sync_standby", "gauge", "Value is 1 if this node is a sync standby, 0 otherwise.",
          role == "replica" and is_sync_standby(cluster, config, config.name)),
+        ("patroni_quorum_standby", "gauge", "Value is 1 if this node is a quorum standby, 0 otherwise.",
+         role == "replica" and is_quorum_standby(cluster, config, config.name)),
         ("patroni_xlog_received_location", "counter",
          "Current location of the received Postgres transaction log, 0 if this node is not a replica.",
          xlog.get("received_location", 0)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 HEALTH_PATHS: tuple[str, ...] = (
     "/", "/primary", "/master", "/read-write", "/leader", "/standby-leader", "/standby_leader",
     "/replica", "/read-only", "/health", "/sync", "/synchronous", "/async", "/asynchronous",
-    "/read-only-sync", "/read-only-synchronous",
+    "/read-only-sync", "/read-only-synchronous", "/quorum", "/read-only-quorum",
 )
 
 READ_PATHS: dict[str, str] = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..dcs.base import Cluster, Member, host_port, is_standby_cluster
 from ..settings import Config
-from .health import is_sync_standby
+from .health import is_quorum_standby, is_sync_standby
 
 OPTIONAL_MEMBER_KEYS = ("timeline", "pending_restart", "pending_restart_reason", "scheduled_restart", "tags")
 
@@ -24,6 +24,8 @@ def member_role(cluster: Cluster, member: Member, config: Config) -> str:
         return "standby_leader" if is_standby_cluster(cluster) else "leader"
     if is_sync_standby(cluster, config, member.name):
         return "sync_standby"
+    if is_quorum_standby(cluster, config, member.name):
+        return "quorum_standby"
     return "replica"
 
 

@@ -20,7 +20,7 @@ DEFAULT_PG_PORT = 5432
 @dataclass(frozen=True)
 class MemberInfo:
     name: str
-    role: str  # leader | standby_leader | sync_standby | replica
+    role: str  # leader | standby_leader | sync_standby | quorum_standby | replica
     state: str
     host: str | None
     port: int | None
@@ -40,12 +40,17 @@ def sync_standbys(cluster: Cluster) -> tuple[str, ...]:
     return cluster.sync.sync_standby
 
 
+def is_quorum(cluster: Cluster) -> bool:
+    data = cluster.config.data if cluster.config is not None else {}
+    return str(data.get("synchronous_mode")).strip().lower() == "quorum"
+
+
 def member_info(cluster: Cluster, member: Member) -> MemberInfo:
     leader = cluster.leader.name if cluster.leader is not None else None
     if member.name == leader:
         role = "standby_leader" if is_standby_cluster(cluster) else "leader"
     elif member.name in sync_standbys(cluster):
-        role = "sync_standby"
+        role = "quorum_standby" if is_quorum(cluster) else "sync_standby"
     else:
         role = "replica"
     state = str(member.data.get("state", ""))

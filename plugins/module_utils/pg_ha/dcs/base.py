@@ -56,6 +56,17 @@ def parse_int(value: str | None) -> int | None:
         return None
 
 
+def failover_priority(tags: dict[str, Any]) -> int:
+    """The ``failover_priority`` tag (Patroni 4): default 1, 0 = never promote."""
+    value = tags.get("failover_priority", 1)
+    if isinstance(value, bool):
+        return 1
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
@@ -99,7 +110,7 @@ class Member:
 
     @property
     def nofailover(self) -> bool:
-        return bool(self.tags.get("nofailover", False))
+        return bool(self.tags.get("nofailover", False)) or failover_priority(self.tags) <= 0
 
     @property
     def pending_restart(self) -> bool:
@@ -161,6 +172,7 @@ class SyncState:
     version: int
     leader: str | None
     sync_standby: tuple[str, ...] = ()
+    quorum: int | None = None  # quorum commit: other voters a candidate must reach
 
     @staticmethod
     def from_value(version: int, value: str | None) -> SyncState | None:
@@ -169,7 +181,9 @@ class SyncState:
             return None
         sync = _text(data.get("sync_standby"))
         names = tuple(s.strip() for s in sync.split(",") if s.strip()) if sync else ()
-        return SyncState(version, _text(data.get("leader")), names)
+        quorum = data.get("quorum")
+        return SyncState(version, _text(data.get("leader")), names,
+                         quorum if isinstance(quorum, int) and not isinstance(quorum, bool) else None)
 
 
 @dataclass(frozen=True)
