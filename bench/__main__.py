@@ -65,6 +65,14 @@ def load_notes(before: tuple[float, ...], after: tuple[float, ...]) -> list[str]
             "(other work was running). Timings are inflated and noisy; regenerate on a quiet machine."]
 
 
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs_dir = args.logs_dir or Path("/var/tmp/elephant-bench") / stamp
@@ -80,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     load_before = probes.loadavg()
     doc: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"), "facts": machine.facts(kinds),
-                           "settings": {k: (str(v) if isinstance(v, Path) else v)
-                                        for k, v in settings.__dict__.items()}}
+                           "settings": {k: jsonable(v) for k, v in settings.__dict__.items()}}
     print(f"bench: logs in {logs_dir}; {settings.runs} run(s) of {', '.join(k.title for k in kinds)}", flush=True)
     registry.add_temp_dir(package_path())
     etcd = EtcdServer(base_dir=Path(tempfile.mkdtemp(prefix="bench_etcd_")))
