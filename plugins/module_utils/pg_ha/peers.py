@@ -3,12 +3,12 @@
 """Ask the other members' REST APIs for their state, in parallel, with one deadline."""
 from __future__ import annotations
 
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
+from urllib.parse import urlsplit
 
 from .dcs.base import Cluster, Member
 from .ha import PeerInfo
@@ -36,19 +36,25 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
 
 
 def fetch_one(member: Member, timeout: float) -> PeerInfo:
+    """GET the member's api_url (http.client: no urllib.request, which the daemon would
+    load for this alone). Any status carries the body: 503 on a replica is normal."""
     if not member.api_url:
         return PeerInfo(member.name, False)
+    conn: http.client.HTTPConnection | None = None
     try:
-        with urllib.request.urlopen(member.api_url, timeout=timeout) as resp:  # noqa: S310 - our peers
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:  # 503 on a replica still carries the status body
-        try:
-            body = json.loads(exc.read())
-        except (ValueError, OSError):
-            return PeerInfo(member.name, False)
-    except (OSError, ValueError) as exc:
+        parts = urlsplit(member.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unsupported api_url {member.api_url!r}")
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname, parts.port, timeout=timeout)
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        body = json.loads(conn.getresponse().read())
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         logger.warning("request failed: GET %s (%s)", member.api_url, exc)
         return PeerInfo(member.name, False)
+    finally:
+        if conn is not None:
+            conn.close()
     return peer_from_status(member.name, body)
 
 
