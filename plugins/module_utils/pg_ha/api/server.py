@@ -26,6 +26,8 @@ from .backend import ApiBackend
 from .handlers import dispatch
 from .messages import ApiError, Request, Response
 from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
+from .wire import HeadError, http_date, parse_request_line, read_headers, render
+from .workers import ReusedThreadsMixIn
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def listen_candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, 
     return [(info[0], str(info[4][0])) for info in infos]
 
 
-class _HttpServer(ThreadingHTTPServer):
+class _HttpServer(ReusedThreadsMixIn, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -77,6 +79,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.ssl_context = context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self._init_workers()
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -130,8 +133,8 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    # headers and body go out in two writes: without TCP_NODELAY a kept-alive client waits
-    # ~40 ms for every answer (delayed ACK)
+    # answers go out in one write, but error answers of http.server in two: without
+    # TCP_NODELAY a kept-alive client would wait ~40 ms for those (delayed ACK)
     disable_nagle_algorithm = True
     server_version = f"pg_ha/{__version__}"
     timeout = IDLE_TIMEOUT
@@ -143,7 +146,33 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("REST API %s: %s", self.client_address[0], format % args)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("REST API %s: %s", self.client_address[0], format % args)
+
+    def parse_request(self) -> bool:
+        """The request line and header fields (wire.py: no email.parser per request)."""
+        self.command = ""
+        self.request_version = "HTTP/0.9"
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        try:
+            self.command, self.path, version = parse_request_line(self.raw_requestline)
+            self.request_version = f"HTTP/{version[0]}.{version[1]}"
+            self.headers = read_headers(self.rfile)  # type: ignore[assignment]
+        except HeadError as exc:
+            self.request_version = "HTTP/1.0"  # not 0.9: answer with a status line, then close
+            self.send_error(exc.code, exc.message)
+            return False
+        self.close_connection = version < (1, 1)
+        connection = (self.headers.get("Connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        expect = (self.headers.get("Expect") or "").lower()
+        if expect == "100-continue" and version >= (1, 1):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
 
     def do_GET(self) -> None:
         self._handle()
@@ -205,20 +234,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(method, response)
 
     def _send(self, method: str, response: Response) -> None:
+        """The whole response in one write (one segment for small answers)."""
         payload, content_type = response.payload()
         if method == "OPTIONS":
             payload, content_type = b"", None
-        self.send_response(response.code)
+        self.log_request(response.code)
+        fields = [("Server", self.server_version), ("Date", http_date())]
         if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+            fields.append(("Content-Type", content_type))
+        fields.extend(response.headers.items())
+        fields.append(("Content-Length", str(len(payload))))
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if method != "HEAD" and payload:
-            self.wfile.write(payload)
+            fields.append(("Connection", "close"))
+        reason = self.responses[response.code][0] if response.code in self.responses else ""
+        self.wfile.write(render(response.code, reason, fields, payload if method != "HEAD" else b""))
 
 
 class RestApiServer:
@@ -271,6 +300,7 @@ class RestApiServer:
             httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
+        httpd.stop_workers()
         if thread is not None:
             thread.join(timeout=5)
         self._httpd = self._thread = None
