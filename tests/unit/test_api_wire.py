@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pg_ha.api import RestApiServer
 from pg_ha.api import workers as workers_mod
-from pg_ha.api.wire import HeadError, parse_request_line, read_headers, render
+from pg_ha.api.wire import HeadError, format_http_date, parse_request_line, read_headers, render
 from pg_ha.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, three_member_dcs
@@ -58,6 +58,12 @@ def test_bad_headers(head: bytes, code: int) -> None:
     with pytest.raises(HeadError) as info:
         read_headers(io.BytesIO(head))
     assert info.value.code == code
+
+
+def test_http_date() -> None:
+    from email.utils import formatdate
+    for epoch in (0, 784111777, 1795000000, 1795999999):
+        assert format_http_date(epoch) == formatdate(epoch, usegmt=True)
 
 
 def test_render() -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import socketserver
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,8 +25,8 @@ from .access import REALM, address_allowed, build_allowlist, check_basic_auth
 from .backend import ApiBackend
 from .handlers import dispatch
 from .messages import ApiError, Request, Response
+from .protocol import HttpHandler
 from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
-from .wire import HeadError, http_date, parse_request_line, read_headers, render
 from .workers import ReusedThreadsMixIn
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def listen_candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, 
     return [(info[0], str(info[4][0])) for info in infos]
 
 
-class _HttpServer(ReusedThreadsMixIn, ThreadingHTTPServer):
+class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -131,53 +131,13 @@ class _HttpServer(ReusedThreadsMixIn, ThreadingHTTPServer):
                 pass
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # answers go out in one write, but error answers of http.server in two: without
-    # TCP_NODELAY a kept-alive client would wait ~40 ms for those (delayed ACK)
-    disable_nagle_algorithm = True
+class _Handler(HttpHandler):
     server_version = f"pg_ha/{__version__}"
     timeout = IDLE_TIMEOUT
-    error_message_format = "%(message)s\n"  # malformed requests: one line of text, not HTML
-    error_content_type = "text/plain; charset=utf-8"
     server: _HttpServer
 
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("REST API %s: %s", self.client_address[0], format % args)
-
-    def parse_request(self) -> bool:
-        """The request line and header fields (wire.py: no email.parser per request)."""
-        self.command = ""
-        self.request_version = "HTTP/0.9"
-        self.close_connection = True
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        try:
-            self.command, self.path, version = parse_request_line(self.raw_requestline)
-            self.request_version = f"HTTP/{version[0]}.{version[1]}"
-            self.headers = read_headers(self.rfile)  # type: ignore[assignment]
-        except HeadError as exc:
-            self.request_version = "HTTP/1.0"  # not 0.9: answer with a status line, then close
-            self.send_error(exc.code, exc.message)
-            return False
-        self.close_connection = version < (1, 1)
-        connection = (self.headers.get("Connection") or "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
-        expect = (self.headers.get("Expect") or "").lower()
-        if expect == "100-continue" and version >= (1, 1):
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return True
-
-    def do_GET(self) -> None:
+    def handle_request(self) -> None:
         self._handle()
-
-    do_HEAD = do_OPTIONS = do_PATCH = do_PUT = do_POST = do_DELETE = do_GET
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding"):
@@ -234,20 +194,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(method, response)
 
     def _send(self, method: str, response: Response) -> None:
-        """The whole response in one write (one segment for small answers)."""
         payload, content_type = response.payload()
         if method == "OPTIONS":
             payload, content_type = b"", None
-        self.log_request(response.code)
-        fields = [("Server", self.server_version), ("Date", http_date())]
-        if content_type:
-            fields.append(("Content-Type", content_type))
+        fields = [("Content-Type", content_type)] if content_type else []
         fields.extend(response.headers.items())
-        fields.append(("Content-Length", str(len(payload))))
-        if self.close_connection:
-            fields.append(("Connection", "close"))
-        reason = self.responses[response.code][0] if response.code in self.responses else ""
-        self.wfile.write(render(response.code, reason, fields, payload if method != "HEAD" else b""))
+        self.send_answer(response.code, fields, payload, head_only=method == "HEAD")
 
 
 class RestApiServer:
@@ -305,7 +257,7 @@ class RestApiServer:
             thread.join(timeout=5)
         self._httpd = self._thread = None
 
-    def access_denied(self, handler: BaseHTTPRequestHandler) -> Response | None:
+    def access_denied(self, handler: HttpHandler) -> Response | None:
         """None when the unsafe request may proceed, else the 403/401 answer."""
         if not address_allowed(str(handler.client_address[0]), self._allowlist):
             return Response(403, "Access is denied")

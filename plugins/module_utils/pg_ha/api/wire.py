@@ -9,7 +9,6 @@ which is most of the REST API's cost per health check."""
 from __future__ import annotations
 
 import time
-from email.utils import formatdate
 from typing import IO
 
 MAX_LINE = 65536
@@ -91,6 +90,15 @@ def read_headers(rfile: IO[bytes]) -> Headers:
 
 
 _date_cache: tuple[int, str] = (0, "")
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_http_date(epoch: int) -> str:
+    """RFC 9110 IMF-fixdate ('Sun, 06 Nov 1994 08:49:37 GMT'), independent of the locale."""
+    t = time.gmtime(epoch)
+    return (f"{DAYS[t.tm_wday]}, {t.tm_mday:02d} {MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 def http_date() -> str:
@@ -98,7 +106,7 @@ def http_date() -> str:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
+        _date_cache = (now, format_http_date(now))
     return _date_cache[1]
 
 

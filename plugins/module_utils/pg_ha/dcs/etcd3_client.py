@@ -138,9 +138,10 @@ class Etcd3Client:
             raise NotSent(f"{self.host_name(index)}: {exc}") from exc
         return conn
 
-    def _start(self, index: int, path: str, body: dict[str, Any], timeout: float,
-               auth: bool = True) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        headers = {"Content-Type": "application/json"}
+    def _start(self, index: int, path: str, body: dict[str, Any], timeout: float, auth: bool = True,
+               extra_headers: dict[str, str] | None = None,
+               ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if auth and self.username:
             token = self._token if self._token is not None else self._authenticate(index, timeout)
             if token:
@@ -226,14 +227,15 @@ class Etcd3Client:
                 if pause > 0:
                     time.sleep(pause)
 
-    def open_stream(self, path: str, body: dict[str, Any],
-                    timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def open_stream(self, path: str, body: dict[str, Any], timeout: float,
+                    extra_headers: dict[str, str] | None = None,
+                    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Start a streaming request (watch) on the current host, else the next ones."""
         last: Exception | None = None
         for offset in range(len(self.hosts)):
             index = (self._current + offset) % len(self.hosts)
             try:
-                conn, resp = self._start(index, path, body, timeout)
+                conn, resp = self._start(index, path, body, timeout, extra_headers=extra_headers)
             except (NotSent, EtcdError, OSError, http.client.HTTPException) as exc:
                 last = exc
                 continue

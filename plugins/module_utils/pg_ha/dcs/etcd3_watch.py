@@ -23,7 +23,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WATCH_IDLE_TIMEOUT = 30.0  # re-open a silent watch stream after this long (dead peers)
+# A silent stream is normal at idle. A dead peer (host gone, no RST) is found by TCP
+# keepalive probes (no etcd requests: KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL
+# = 25 s); the stream is re-opened anyway after WATCH_IDLE_TIMEOUT without a line.
+WATCH_IDLE_TIMEOUT = 120.0
+# etcd ends the stream of a member that lost its raft leader (clientv3's WithRequireLeader):
+# a partitioned member would otherwise keep a stream open that delivers nothing.
+REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+
+
+def enable_tcp_keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+        option = getattr(socket, name, None)
+        if option is not None:  # Linux; elsewhere the system defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class Etcd3Watcher(threading.Thread):
@@ -66,7 +82,7 @@ class Etcd3Watcher(threading.Thread):
         # point makes etcd say so (the replayed events at that revision are skipped).
         body = {"create_request": {"key": b64(prefix), "range_end": b64(prefix_end(prefix)),
                                    "start_revision": str(max(cache.revision, 1)), "prev_kv": True}}
-        conn, resp = dcs._client.open_stream("/v3/watch", body, dcs.retry_timeout)
+        conn, resp = dcs._client.open_stream("/v3/watch", body, dcs.retry_timeout, REQUIRE_LEADER)
         with self._lock:
             self._conn = conn
         try:
@@ -74,6 +90,7 @@ class Etcd3Watcher(threading.Thread):
                 return
             if conn.sock is not None:
                 conn.sock.settimeout(WATCH_IDLE_TIMEOUT)
+                enable_tcp_keepalive(conn.sock)
             while not self.stopping.is_set():
                 line = resp.readline()
                 if not line:
