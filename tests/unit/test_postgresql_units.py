@@ -327,3 +327,10 @@ def test_parse_waldump_end():
 ])
 def test_decide_diverged(local_tli, local_lsn, in_rec, leader_tli, history, end, expected):
     assert rewind.decide_diverged(local_tli, local_lsn, in_rec, leader_tli, history, end) is expected
+
+
+def test_local_connection_skips_gss_encryption(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGGSSENCMODE", raising=False)
+    assert query.Db(settings(tmp_path)).connect_kwargs()["gssencmode"] == "disable"
+    monkeypatch.setenv("PGGSSENCMODE", "require")  # an explicit choice is left to libpq
+    assert "gssencmode" not in query.Db(settings(tmp_path)).connect_kwargs()
