@@ -3,7 +3,6 @@
 """Ask the other members' REST APIs for their state, in parallel, with one deadline."""
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .dcs.base import Cluster, Member
 from .ha import PeerInfo
+from .http1 import Connection, HttpError
 
 logger = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
@@ -35,21 +35,34 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
                     nofailover=bool(tags.get("nofailover", False)))
 
 
+_context: Any = None
+
+
+def _tls_context() -> Any:
+    """The default client context (system CAs), made once: as urllib/http.client would."""
+    global _context
+    if _context is None:
+        import ssl
+        _context = ssl.create_default_context()
+    return _context
+
+
 def fetch_one(member: Member, timeout: float) -> PeerInfo:
-    """GET the member's api_url (http.client: no urllib.request, which the daemon would
-    load for this alone). Any status carries the body: 503 on a replica is normal."""
+    """GET the member's api_url (http1.py: neither urllib.request nor http.client, which the
+    daemon would load for this alone). Any status carries the body: 503 on a replica is normal."""
     if not member.api_url:
         return PeerInfo(member.name, False)
-    conn: http.client.HTTPConnection | None = None
+    conn: Connection | None = None
     try:
         parts = urlsplit(member.api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported api_url {member.api_url!r}")
-        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = cls(parts.hostname, parts.port, timeout=timeout)
+        https = parts.scheme == "https"
+        conn = Connection(parts.hostname, parts.port or (443 if https else 80), timeout,
+                          _tls_context() if https else None)
         conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-        body = json.loads(conn.getresponse().read())
-    except (OSError, ValueError, http.client.HTTPException) as exc:
+        body = json.loads(conn.getresponse("GET").read())
+    except (OSError, ValueError, HttpError) as exc:
         logger.warning("request failed: GET %s (%s)", member.api_url, exc)
         return PeerInfo(member.name, False)
     finally:

@@ -6,7 +6,6 @@ DCS's notifier) when the leader key is deleted or changes owner, or the failover
 written or deleted."""
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import socket
@@ -14,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..http1 import Connection
 from .base import Node
 from .etcd3_client import EtcdError, as_int, b64, error_from, prefix_end, unb64
 from .kvcache import Event
@@ -47,7 +47,7 @@ class Etcd3Watcher(threading.Thread):
         super().__init__(name=f"etcd3-watch-{dcs.scope}", daemon=True)
         self.dcs = dcs
         self.stopping = threading.Event()
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: Connection | None = None
         self._lock = threading.Lock()
 
     def run(self) -> None:
