@@ -17,6 +17,7 @@ from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision, LocalView, Policy, decide
+from .memory import trim_now_and_then
 from .peers import fetch_peers
 from .settings import Config
 from .status import CycleFacts, member_data, patroni_status
@@ -176,6 +177,7 @@ class Daemon:
             except Exception:  # noqa: BLE001 - one bad cycle must not end HA
                 logger.exception("unexpected error in the HA cycle")
             self._last_cycle = time.monotonic()
+            trim_now_and_then(self._last_cycle)
             if self._stop.is_set():
                 break
             remaining = self._config.dynamic.loop_wait - (time.monotonic() - started)
