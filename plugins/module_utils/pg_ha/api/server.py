@@ -194,9 +194,8 @@ class _Handler(HttpHandler):
         self._send(method, response)
 
     def _send(self, method: str, response: Response) -> None:
-        payload, content_type = response.payload()
-        if method == "OPTIONS":
-            payload, content_type = b"", None
+        # OPTIONS (HAProxy's checks) answers with the status alone: no body to encode
+        payload, content_type = response.payload() if method != "OPTIONS" else (b"", None)
         fields = [("Content-Type", content_type)] if content_type else []
         fields.extend(response.headers.items())
         self.send_answer(response.code, fields, payload, head_only=method == "HEAD")
