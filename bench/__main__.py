@@ -21,6 +21,7 @@ from .registry import Registry
 from .scenarios import Cycle, Results, Settings, save
 
 DEFAULT_VENV = Path("/var/lib/elephant-bench/patroni-venv")
+STEPS = frozenset({"idle", "rest", "ctl_list", "switchover", "failover", "rejoin", "failover_30", "failover_5"})
 LOAD_WARNING = 0.5  # 1-minute load average per core above which the numbers are flagged
 
 
@@ -32,17 +33,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     p.add_argument("--logs-dir", type=Path, help="default /var/tmp/elephant-bench/<timestamp>")
     p.add_argument("--only", choices=("patroni", "pg_ha"), help="run one daemon only (development)")
+    p.add_argument("--steps", default="", help="comma-separated scenarios to run (default all): idle, rest, "
+                   "ctl_list, switchover, failover, rejoin, failover_30, failover_5; bootstraps always run")
     p.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
     p.add_argument("--from-json", type=Path, help="only render the report from a saved results.json")
     return p.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace, logs_dir: Path) -> Settings:
+    steps = frozenset(s.strip() for s in args.steps.split(",") if s.strip())
+    unknown = steps - STEPS
+    if unknown:
+        raise SystemExit(f"bench: unknown --steps {', '.join(sorted(unknown))} (known: {', '.join(sorted(STEPS))})")
     if args.quick:
         return Settings(runs=args.runs or 1, quick=True, idle_window=20, settle=3, rest_requests=500,
-                        rest_budget=8, ctl_repeats=3, logs_dir=logs_dir)
+                        rest_budget=8, ctl_repeats=3, logs_dir=logs_dir, steps=steps)
     return Settings(runs=args.runs or 3, quick=False, idle_window=60, settle=5, rest_requests=2000,
-                    rest_budget=20, ctl_repeats=5, logs_dir=logs_dir)
+                    rest_budget=20, ctl_repeats=5, logs_dir=logs_dir, steps=steps)
 
 
 def on_sigterm(signum: int, frame: Any) -> None:
@@ -56,6 +63,14 @@ def load_notes(before: tuple[float, ...], after: tuple[float, ...]) -> list[str]
         return []
     return [f"The machine was not quiet: load average up to {worst:.2f} on {cores} cores during the run "
             "(other work was running). Timings are inflated and noisy; regenerate on a quiet machine."]
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     load_before = probes.loadavg()
     doc: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"), "facts": machine.facts(kinds),
-                           "settings": {k: (str(v) if isinstance(v, Path) else v)
-                                        for k, v in settings.__dict__.items()}}
+                           "settings": {k: jsonable(v) for k, v in settings.__dict__.items()}}
     print(f"bench: logs in {logs_dir}; {settings.runs} run(s) of {', '.join(k.title for k in kinds)}", flush=True)
     registry.add_temp_dir(package_path())
     etcd = EtcdServer(base_dir=Path(tempfile.mkdtemp(prefix="bench_etcd_")))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of pg_ha and Patroni; writes docs/BENCHMARKS.md.
-#   bash bench/run.sh [--runs N] [--quick] [--note TEXT] [--only patroni|pg_ha] [--output FILE]
+#   bash bench/run.sh [--runs N] [--quick] [--note TEXT] [--only patroni|pg_ha] [--steps idle,rest] [--output FILE]
 # On a fresh Debian 12, as root: installs PostgreSQL 15, etcd, HAProxy and the Python packages
 # from apt, Patroni from PyPI into its own venv, then runs python3 -m bench (see bench/__main__.py).
 set -euo pipefail

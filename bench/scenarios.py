@@ -36,6 +36,7 @@ class Settings:
     rest_budget: float
     ctl_repeats: int
     logs_dir: Path
+    steps: frozenset[str] = frozenset()  # empty: every scenario; else only these (bootstraps always run)
 
 
 @dataclass
@@ -88,8 +89,15 @@ class Cycle:
                 (keep / "haproxy.log").write_bytes(proxy.log_path.read_bytes())
             cluster.cleanup(keep_logs_in=keep)
 
+    def wanted(self, *names: str) -> bool:
+        """Whether --steps selected any of these scenarios (no --steps: all of them)."""
+        return not self.settings.steps or any(n in self.settings.steps for n in names)
+
     def step(self, name: str, fn: Callable[[], None]) -> bool:
-        """Run one scenario; a failure is recorded (with the log tails) and the cycle goes on."""
+        """Run one scenario; a failure is recorded (with the log tails) and the cycle goes on.
+        A scenario --steps did not select is skipped (and counts as done)."""
+        if not name.startswith("bootstrap") and not self.wanted(name):
+            return True
         print(f"  [{time.strftime('%H:%M:%S')}] {self.kind.key} run {self.run}: {name}", flush=True)
         try:
             fn()
@@ -134,13 +142,16 @@ class Cycle:
             self.step("ctl_list", lambda: self.ctl_list(cluster))
             self.step("switchover", lambda: self.switchover(cluster, proxy))
             killed: list[BenchMember] = []
-            if self.step("failover", lambda: killed.append(self.failover(cluster, proxy, "failover_gap_10_s"))):
+            if self.step("failover", lambda: killed.append(self.failover(cluster, proxy, "failover_gap_10_s"))) \
+                    and killed:
                 self.step("rejoin", lambda: self.rejoin(cluster, killed[0]))
             self.record_peak_memory(cluster)
+        if not self.wanted("failover_30", "failover_5"):
+            return
         with self.cluster("b", DEFAULTS) as (cluster, proxy):
             if self.step("bootstrap_30", lambda: self.bootstrap(cluster, "")):
                 self.step("failover_30", lambda: self.failover(cluster, proxy, "failover_gap_30_s"))
-        if self.kind.key == "pg_ha":
+        if self.kind.key == "pg_ha" and self.wanted("failover_5"):
             with self.cluster("c", FAST) as (cluster, proxy):
                 if self.step("bootstrap_5", lambda: self.bootstrap(cluster, "")):
                     self.step("failover_5", lambda: self.failover(cluster, proxy, "failover_gap_5_s"))

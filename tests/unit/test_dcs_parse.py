@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from pg_ha.dcs import get_dcs
 from pg_ha.dcs.base import DCSError, Node, WatchNotifier, cluster_from_nodes, parse_hosts
-from pg_ha.dcs.etcd3 import Etcd3, _Watcher
+from pg_ha.dcs.etcd3 import Etcd3
 from pg_ha.dcs.etcd3_client import Etcd3Client, EtcdError, b64, error_from, prefix_end, unb64
+from pg_ha.dcs.etcd3_watch import Etcd3Watcher
 from pg_ha.settings import DcsSettings, DynamicSettings
 
 from tests.harness.common import PKG_SRC, free_port
@@ -169,19 +170,21 @@ def fake_etcd3() -> Etcd3:
 ])
 def test_etcd3_watch_filter(event: dict[str, Any], fires: bool) -> None:
     dcs = fake_etcd3()
+    dcs.cache.reset({}, 5)
     dcs._notifier.snapshot(5)
-    watcher = _Watcher(dcs)
+    watcher = Etcd3Watcher(dcs)
     watcher._handle({"result": {"header": {"revision": "8"}, "events": [event]}})
     assert dcs._notifier.wait(0) is fires
-    assert watcher.revision == int(event["kv"]["mod_revision"])
+    assert dcs.cache.revision == max(5, int(event["kv"]["mod_revision"]))  # older events are not applied
 
 
 def test_etcd3_watch_compacted() -> None:
     dcs = fake_etcd3()
-    watcher = _Watcher(dcs)
-    with pytest.raises(EtcdError):
+    dcs.cache.reset({}, 30)
+    watcher = Etcd3Watcher(dcs)
+    with pytest.raises(EtcdError):  # the watcher's loop then invalidates the cache
         watcher._handle({"result": {"canceled": True, "compact_revision": "40"}})
-    assert watcher.revision == 40 and dcs._notifier.wait(0)
+    assert dcs._notifier.wait(0)
 
 
 @pytest.mark.parametrize("doc, fires", [

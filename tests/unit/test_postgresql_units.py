@@ -338,3 +338,41 @@ def test_tool_environment_has_pgpassfile_and_no_daemon_passwords(monkeypatch: py
     env = Ctl(PostgresqlSettings(name="pg0", scope="s", data_dir="/tmp/x", pgpass="/tmp/x.pgpass")).env()
     assert env["PGPASSFILE"] == "/tmp/x.pgpass" and env["PATRONI_NAME"] == "pg0" and env["PGTZ"] == "UTC"
     assert not {"s1", "s2", "s3", "s4"} & set(env.values())
+
+
+def test_local_connection_skips_gss_encryption(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGGSSENCMODE", raising=False)
+    assert query.Db(settings(tmp_path)).connect_kwargs()["gssencmode"] == "disable"
+    monkeypatch.setenv("PGGSSENCMODE", "require")  # an explicit choice is left to libpq
+    assert "gssencmode" not in query.Db(settings(tmp_path)).connect_kwargs()
+
+
+def test_postmaster_pid_checks_the_cwd_once_per_process(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import subprocess
+
+    from pg_ha.postgresql.ctl import Ctl
+    data = tmp_path / "data"
+    data.mkdir()
+    fake = tmp_path / "postgres"  # a process whose comm is "postgres", running in the data dir
+    shutil.copy("/bin/sleep", fake)
+    proc = subprocess.Popen([str(fake), "30"], cwd=data)
+    try:
+        (data / "postmaster.pid").write_text(f"{proc.pid}\n{data}\n0\n5432\n")
+        ctl = Ctl(settings(tmp_path))
+        realpaths: list[str] = []
+        real = os.path.realpath
+        monkeypatch.setattr(os.path, "realpath", lambda p: realpaths.append(p) or real(p))
+        assert ctl.postmaster_pid() == proc.pid
+        checks = len(realpaths)
+        assert checks >= 1
+        assert ctl.postmaster_pid() == proc.pid and ctl.postmaster_pid() == proc.pid
+        assert len(realpaths) == checks  # verified once for this process
+        other = Ctl(settings(tmp_path, data_dir=str(tmp_path / "elsewhere")))
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "postmaster.pid").write_text(f"{proc.pid}\n")
+        assert other.postmaster_pid() is None  # running, but not in that data dir
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ctl.postmaster_pid() is None  # gone

@@ -3,11 +3,10 @@
 """`pg_ha CONFIG.yml`: run the daemon. Exit 2 on an invalid config, 1 on a fatal error."""
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import ConfigError, load_config
@@ -20,16 +19,58 @@ def setup_logging(log: dict[str, Any]) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+USAGE = "usage: pg_ha [-h] [--validate-config] [--version] config"
+HELP = f"""{USAGE}
+
+High-availability daemon for PostgreSQL
+
+positional arguments:
+  config             configuration file (Patroni's YAML schema)
+
+options:
+  -h, --help         show this help message and exit
+  --validate-config  check the config file and exit
+  --version          show program's version number and exit
+"""
+
+
+def usage_error(message: str) -> NoReturn:
+    print(f"{USAGE}\npg_ha: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_args(argv: list[str]) -> tuple[str, bool]:
+    """(config path, --validate-config). Three options do not need argparse, which would
+    stay in the daemon's memory for good."""
+    config: list[str] = []
+    validate = False
+    options = True
+    for arg in argv:
+        if options and arg == "--":
+            options = False
+        elif options and arg in ("-h", "--help"):
+            print(HELP, end="")
+            raise SystemExit(0)
+        elif options and arg == "--version":
+            print(f"pg_ha {__version__}")
+            raise SystemExit(0)
+        elif options and arg == "--validate-config":
+            validate = True
+        elif options and arg.startswith("-") and arg != "-":
+            usage_error(f"unrecognized arguments: {arg}")
+        else:
+            config.append(arg)
+    if len(config) > 1:
+        usage_error(f"unrecognized arguments: {' '.join(config[1:])}")
+    if not config:
+        usage_error("the configuration file is required")
+    return config[0], validate
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pg_ha", description="High-availability daemon for PostgreSQL")
-    parser.add_argument("config", nargs="?", help="configuration file (Patroni's YAML schema)")
-    parser.add_argument("--validate-config", action="store_true", help="check the config file and exit")
-    parser.add_argument("--version", action="version", version=f"pg_ha {__version__}")
-    args = parser.parse_args(argv)
-    if not args.config:
-        parser.error("the configuration file is required")
+    path, validate = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config, warnings = load_config(args.config)
+        config, warnings = load_config(path)
     except ConfigError as exc:
         print(f"pg_ha: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -37,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("pg_ha")
     for warning in warnings:
         log.warning("%s", warning)
-    if args.validate_config:
-        print(f"{args.config}: configuration is valid")
+    if validate:
+        print(f"{path}: configuration is valid")
         return 0
     return run(config)
 

@@ -21,6 +21,7 @@ from .dcs.base import AbstractDCS, Cluster, DCSError
 from .failsafe import OutageView
 from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, LocalView, Policy, decide
+from .memory import trim_now_and_then
 from .peers import fetch_peers
 from .quorum_leader import manage_quorum
 from .settings import Config
@@ -198,6 +199,7 @@ class Daemon:
             except Exception:  # noqa: BLE001 - one bad cycle must not end HA
                 logger.exception("unexpected error in the HA cycle")
             self._last_cycle = time.monotonic()
+            trim_now_and_then(self._last_cycle)
             if self._stop.is_set():
                 break
             remaining = self._config.dynamic.loop_wait - (time.monotonic() - started)

@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 from . import failsafe as rules
-from .client import PgHaClient, PgHaClientError, base_url_from_api_url
 from .dcs.base import AbstractDCS, Cluster
 from .ha import Decision
 from .settings import Config
@@ -76,6 +75,8 @@ class FailsafeKeeper:
 
     @staticmethod
     def _call(name: str, api_url: str, body: dict[str, Any], config: Config) -> bool:
+        from .client import PgHaClient, PgHaClientError, base_url_from_api_url  # only in a DCS outage: lean idle
+
         api = config.restapi  # members share the REST API credentials (and certificates), as in Patroni
         cert = (api.certfile, api.keyfile) if api.verify_client and api.certfile else (None, None)
         try:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import ssl
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .dcs.base import Cluster, Member, failover_priority
 from .ha import PeerInfo
+from .http1 import Connection, HttpError
 from .settings import RestApiSettings
+
+if TYPE_CHECKING:
+    import ssl
 
 logger = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="peer")
@@ -26,6 +28,8 @@ def client_context(restapi: RestApiSettings | None) -> ssl.SSLContext | None:
     restapi.cafile and present restapi.certfile, which members with verify_client need."""
     if restapi is None or not restapi.certfile:
         return None
+    import ssl  # only with TLS: the daemon does not load it otherwise
+
     context = ssl.create_default_context(cafile=restapi.cafile or None)
     try:
         context.load_cert_chain(restapi.certfile, restapi.keyfile or None)
@@ -61,21 +65,39 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
                     failover_priority=failover_priority(tags))
 
 
+_context: Any = None
+
+
+def _tls_context() -> Any:
+    """The default client context (system CAs), made once: as urllib/http.client would."""
+    global _context
+    if _context is None:
+        import ssl
+        _context = ssl.create_default_context()
+    return _context
+
+
 def fetch_one(member: Member, timeout: float, context: ssl.SSLContext | None = None) -> PeerInfo:
+    """GET the member's api_url (http1.py: neither urllib.request nor http.client, which the
+    daemon would load for this alone). Any status carries the body: 503 on a replica is normal."""
     if not member.api_url:
         return PeerInfo(member.name, False)
+    conn: Connection | None = None
     try:
-        with urllib.request.urlopen(member.api_url, timeout=timeout,  # noqa: S310 - our peers
-                                    context=context if member.api_url.startswith("https:") else None) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:  # 503 on a replica still carries the status body
-        try:
-            body = json.loads(exc.read())
-        except (ValueError, OSError):
-            return PeerInfo(member.name, False)
-    except (OSError, ValueError) as exc:
+        parts = urlsplit(member.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unsupported api_url {member.api_url!r}")
+        https = parts.scheme == "https"
+        conn = Connection(parts.hostname, parts.port or (443 if https else 80), timeout,
+                          (context or _tls_context()) if https else None)
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        body = json.loads(conn.getresponse("GET").read())
+    except (OSError, ValueError, HttpError) as exc:
         logger.warning("request failed: GET %s (%s)", member.api_url, exc)
         return PeerInfo(member.name, False)
+    finally:
+        if conn is not None:
+            conn.close()
     return peer_from_status(member.name, body)
 
 

@@ -13,9 +13,9 @@ import ipaddress
 import json
 import logging
 import socket
+import socketserver
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +26,9 @@ from .access import REALM, address_allowed, build_allowlist, check_basic_auth, m
 from .backend import ApiBackend
 from .handlers import dispatch
 from .messages import ApiError, Request, Response
+from .protocol import HttpHandler
 from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
+from .workers import ReusedThreadsMixIn
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def listen_candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, 
     return [(info[0], str(info[4][0])) for info in infos]
 
 
-class _HttpServer(ThreadingHTTPServer):
+class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -79,6 +81,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.ssl_context = context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self._init_workers()
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -130,27 +133,13 @@ class _HttpServer(ThreadingHTTPServer):
                 pass
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # headers and body go out in two writes: without TCP_NODELAY a kept-alive client waits
-    # ~40 ms for every answer (delayed ACK)
-    disable_nagle_algorithm = True
+class _Handler(HttpHandler):
     server_version = f"pg_ha/{__version__}"
     timeout = IDLE_TIMEOUT
-    error_message_format = "%(message)s\n"  # malformed requests: one line of text, not HTML
-    error_content_type = "text/plain; charset=utf-8"
     server: _HttpServer
 
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("REST API %s: %s", self.client_address[0], format % args)
-
-    def do_GET(self) -> None:
+    def handle_request(self) -> None:
         self._handle()
-
-    do_HEAD = do_OPTIONS = do_PATCH = do_PUT = do_POST = do_DELETE = do_GET
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding"):
@@ -207,20 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(method, response)
 
     def _send(self, method: str, response: Response) -> None:
-        payload, content_type = response.payload()
-        if method == "OPTIONS":
-            payload, content_type = b"", None
-        self.send_response(response.code)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if method != "HEAD" and payload:
-            self.wfile.write(payload)
+        # OPTIONS (HAProxy's checks) answers with the status alone: no body to encode
+        payload, content_type = response.payload() if method != "OPTIONS" else (b"", None)
+        fields = [("Content-Type", content_type)] if content_type else []
+        fields.extend(response.headers.items())
+        self.send_answer(response.code, fields, payload, head_only=method == "HEAD")
 
 
 class RestApiServer:
@@ -273,11 +253,12 @@ class RestApiServer:
             httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
+        httpd.stop_workers()
         if thread is not None:
             thread.join(timeout=5)
         self._httpd = self._thread = None
 
-    def access_denied(self, handler: BaseHTTPRequestHandler) -> Response | None:
+    def access_denied(self, handler: HttpHandler) -> Response | None:
         """None when the unsafe request may proceed, else the 403/401 answer."""
         allowlist = self._allowlist
         if self.settings.allowlist_include_members:

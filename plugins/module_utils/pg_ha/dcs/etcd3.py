@@ -3,125 +3,36 @@
 """etcd v3 backend over etcd's JSON gRPC gateway, standard library only.
 
 One lease per daemon carries the member key and the leader key; compare-and-swap goes
-through ``/v3/kv/txn``; a background thread streams ``/v3/watch`` over the keys from
-``failover`` to ``leader`` and wakes :meth:`Etcd3.watch` when the leader key is deleted
-or changes owner, or the failover key is written or deleted.
+through ``/v3/kv/txn``. A background thread (etcd3_watch.py) streams ``/v3/watch`` over the
+whole scope into a cache (kvcache.py) and wakes :meth:`Etcd3.watch` when the leader key is
+deleted or changes owner, or the failover key is written or deleted.
+
+Requests at idle, per cycle: one lease keepalive (in get_cluster: it also proves etcd is
+reachable), served from the cache while the watch streams. The member key and the leader's
+optime are written only when their content changed (or the lease did: the keepalive keeps
+keys bound to the lease alive); the leader's lock is checked by a compare-and-set only when
+the cache does not already show it ours on our live lease. Our own writes are read back: a
+get_cluster after a write waits for the watch to deliver it, or reads etcd.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .base import AbstractDCS, Cluster, DCSError, Leader, Node, WatchNotifier, cluster_from_nodes
-from .etcd3_client import Etcd3Client, EtcdError, as_int, b64, error_from, prefix_end, unb64
+from .etcd3_client import Etcd3Client, EtcdError, as_int, b64, prefix_end, unb64
+from .etcd3_watch import Etcd3Watcher
+from .kvcache import KVCache, leader_refresh, member_write_needed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-WATCH_IDLE_TIMEOUT = 30.0  # re-open a silent watch stream after this long (dead peers)
-
-
-class _Watcher(threading.Thread):
-    """Streams /v3/watch over [failover, leader] and fires the DCS's notifier."""
-
-    def __init__(self, dcs: Etcd3) -> None:
-        super().__init__(name=f"etcd3-watch-{dcs.scope}", daemon=True)
-        self.dcs = dcs
-        self.stopping = threading.Event()
-        self.revision = 0  # highest revision seen on the stream
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
-
-    def run(self) -> None:
-        delay = 0.2
-        while not self.stopping.is_set():
-            started = time.monotonic()
-            try:
-                self._stream()
-            except TimeoutError:
-                pass  # idle stream: open a new one from the same revision
-            except Exception as exc:  # noqa: BLE001 - the watcher must survive anything
-                if isinstance(exc, EtcdError) and exc.invalid_token:
-                    self.dcs._client.invalidate_token()
-                logger.debug("etcd3 watch: %r", exc)
-            if time.monotonic() - started > 10:
-                delay = 0.2
-            else:
-                delay = min(delay * 2, 5.0)
-            self.stopping.wait(delay)
-
-    def _stream(self) -> None:
-        dcs = self.dcs
-        # From the snapshot's own revision, not the next one: should etcd have compacted
-        # exactly at the next revision, that event is gone and only a start below the
-        # compaction point makes etcd say so (the replayed old event is filtered out).
-        start = max(self.revision, dcs._notifier.seen)
-        body = {"create_request": {"key": b64(dcs.client_path("failover")),
-                                   "range_end": b64(dcs.leader_path + "\0"),
-                                   "start_revision": str(start), "prev_kv": True}}
-        conn, resp = dcs._client.open_stream("/v3/watch", body, dcs.retry_timeout)
-        with self._lock:
-            self._conn = conn
-        try:
-            if self.stopping.is_set():
-                return
-            if conn.sock is not None:
-                conn.sock.settimeout(WATCH_IDLE_TIMEOUT)
-            while not self.stopping.is_set():
-                line = resp.readline()
-                if not line:
-                    return  # etcd closed the stream (restart, shutdown)
-                if line.strip():
-                    self._handle(json.loads(line))
-        finally:
-            with self._lock:
-                self._conn = None
-            conn.close()
-
-    def _handle(self, doc: Any) -> None:
-        error = error_from(doc, 200)
-        if error is not None:
-            raise error
-        result = doc.get("result") or {}
-        if result.get("canceled"):
-            compacted = as_int(result.get("compact_revision")) or 0
-            if compacted:  # events we had not seen are gone: re-read to be safe
-                self.revision = max(self.revision, compacted)  # the oldest start allowed
-                self.dcs._notifier.fire(None)
-            raise EtcdError(f"watch canceled: {result.get('cancel_reason') or 'compacted'}")
-        for event in result.get("events") or []:
-            self._event(event)
-
-    def _event(self, event: dict[str, Any]) -> None:
-        kv = event.get("kv") or {}
-        key = unb64(kv.get("key"))
-        revision = as_int(kv.get("mod_revision")) or 0
-        self.revision = max(self.revision, revision)
-        if key == self.dcs.client_path("failover"):
-            self.dcs._notifier.fire(revision)
-        elif key == self.dcs.leader_path:
-            prev = event.get("prev_kv")
-            deleted = event.get("type") == "DELETE"
-            if deleted or not prev or unb64(prev.get("value")) != unb64(kv.get("value")):
-                self.dcs._notifier.fire(revision)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        with self._lock:
-            conn = self._conn
-        if conn is not None and conn.sock is not None:
-            try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(5)
+READ_BACK_WAIT = 0.5  # seconds get_cluster waits for the watch to deliver our own last write
+KEEPALIVE_REUSE = 1.0  # a keepalive younger than this (and than ttl/4) serves the writes of a cycle
 
 
 def _put(key: str, value: str, lease: int | None = None) -> dict[str, Any]:
@@ -154,9 +65,13 @@ class Etcd3(AbstractDCS):
         self._lease: int | None = None
         self._lease_ttl = 0
         self._lease_lock = threading.Lock()
-        self._watcher: _Watcher | None = None
+        self._keepalive_at = 0.0  # monotonic time the last successful keepalive/grant was sent
+        self._watcher: Etcd3Watcher | None = None
         self._watcher_lock = threading.Lock()
         self._closed = False
+        self.cache = KVCache()
+        self._written = 0  # revision of our last write (get_cluster reads it back)
+        self._built: tuple[int, Cluster] | None = None  # (cache stamp, Cluster built from it)
 
     def set_retry_timeout(self, retry_timeout: float) -> None:
         super().set_retry_timeout(retry_timeout)
@@ -167,26 +82,43 @@ class Etcd3(AbstractDCS):
         return self._lease
 
     # -- plumbing -----------------------------------------------------------------
+    def _wrote(self, doc: dict[str, Any]) -> None:
+        """Remember the revision a write of ours created, to read it back."""
+        revision = as_int((doc.get("header") or {}).get("revision")) or 0
+        self._written = max(self._written, revision)
+
     def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
              idempotent: bool = False) -> bool:
         doc = self._client.call("/v3/kv/txn", {"compare": compare, "success": success},
                                 idempotent=idempotent)
-        return bool(doc.get("succeeded"))
+        succeeded = bool(doc.get("succeeded"))
+        if succeeded and success:
+            self._wrote(doc)
+        return succeeded
 
-    def _refresh_lease(self) -> int:
-        """Keep our lease alive; grant a new one when it expired or the ttl changed."""
+    def _refresh_lease(self, reuse: bool = True) -> int:
+        """Keep our lease alive; grant a new one when it expired or the ttl changed. With
+        `reuse`, a keepalive sent less than KEEPALIVE_REUSE (and ttl/4) ago counts: one
+        keepalive serves the reads and writes of one cycle."""
         with self._lease_lock:
             if self._lease is not None and self._lease_ttl == self.ttl:
+                if reuse and time.monotonic() - self._keepalive_at < min(KEEPALIVE_REUSE, self.ttl / 4):
+                    return self._lease
+                sent = time.monotonic()
+                self._keepalive_at = 0.0  # a failed keepalive is never reused
                 doc = self._client.call("/v3/lease/keepalive", {"ID": str(self._lease)})
                 result = doc.get("result") or {}
                 if (as_int(result.get("TTL")) or 0) > 0:
+                    self._keepalive_at = sent
                     return self._lease
                 logger.warning("etcd lease %x expired: granting a new one", self._lease)
+            self._keepalive_at = 0.0
+            sent = time.monotonic()
             doc = self._client.call("/v3/lease/grant", {"TTL": self.ttl})
             lease = as_int(doc.get("ID"))
             if not lease:
                 raise DCSError(f"lease grant gave no ID: {doc!r}")
-            self._lease, self._lease_ttl = lease, self.ttl
+            self._lease, self._lease_ttl, self._keepalive_at = lease, self.ttl, sent
             return lease
 
     def _with_lease(self, func: Callable[[int], T]) -> T:
@@ -203,7 +135,7 @@ class Etcd3(AbstractDCS):
         return func(self._refresh_lease())
 
     def _put(self, path: str, value: str) -> bool:
-        self._client.call("/v3/kv/put", {"key": b64(self.client_path(path)), "value": b64(value)})
+        self._wrote(self._client.call("/v3/kv/put", {"key": b64(self.client_path(path)), "value": b64(value)}))
         return True
 
     def _cas_put(self, path: str, value: str, version: int | None) -> bool:
@@ -215,12 +147,15 @@ class Etcd3(AbstractDCS):
     def _cas_delete(self, path: str, version: int | None) -> bool:
         key = self.client_path(path)
         if version is None:
-            self._client.call("/v3/kv/deleterange", {"key": b64(key)})
+            doc = self._client.call("/v3/kv/deleterange", {"key": b64(key)})
+            if as_int(doc.get("deleted")):
+                self._wrote(doc)
             return True
         return self._txn([_compare(key, "MOD", version)], [_delete(key)])
 
     # -- reads --------------------------------------------------------------------
-    def get_cluster(self) -> Cluster:
+    def read_all(self) -> int:
+        """One range read of the whole scope into the cache; returns its revision."""
         prefix = self.base_path + "/"
         doc = self._client.call("/v3/kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
         nodes: dict[str, Node] = {}
@@ -234,8 +169,28 @@ class Etcd3(AbstractDCS):
                                                     as_int(kv.get("lease")) or None)
         except (AttributeError, TypeError, ValueError) as exc:
             raise DCSError(f"unexpected range answer from etcd: {exc!r}") from exc
+        self.cache.reset(nodes, revision)
+        return revision
+
+    def _cache_usable(self) -> bool:
+        """The watch streams into the cache, our last write is in it, and etcd answers now:
+        the lease keepalive of this cycle doubles as the check (no lease yet: read etcd)."""
+        watcher = self._watcher
+        if self._lease is None or watcher is None or not watcher.is_alive() or not self.cache.streaming:
+            return False
+        self._refresh_lease(reuse=False)  # raises DCSError when etcd does not answer
+        return self.cache.wait_for(self._written, READ_BACK_WAIT)
+
+    def get_cluster(self) -> Cluster:
+        if not self._cache_usable():
+            self.read_all()
+        nodes, revision, stamp = self.cache.snapshot()
+        built = self._built
+        if built is None or built[0] != stamp:
+            built = (stamp, cluster_from_nodes(nodes))
+            self._built = built
         self._notifier.snapshot(revision)
-        return cluster_from_nodes(nodes)
+        return built[1]
 
     # -- member / leader ----------------------------------------------------------
     def touch_member(self, data: dict[str, Any]) -> bool:
@@ -243,7 +198,9 @@ class Etcd3(AbstractDCS):
         key = self.member_path
 
         def put(lease: int) -> bool:
-            self._client.call("/v3/kv/put", {"key": b64(key), "value": b64(value), "lease": str(lease)})
+            if member_write_needed(self.cache.node(f"members/{self.name}"), value, lease):
+                self._wrote(self._client.call("/v3/kv/put", {"key": b64(key), "value": b64(value),
+                                                             "lease": str(lease)}))
             return True
         return self._with_lease(put)
 
@@ -256,10 +213,14 @@ class Etcd3(AbstractDCS):
         key = self.leader_path
 
         def update(lease: int) -> bool:
+            plan = leader_refresh(self.cache.node("leader"), self.cache.node("optime/leader"), self.name,
+                                  lease, last_lsn, self.cache.streaming)
+            if not plan.txn:
+                return True  # the cache shows the lock ours on the lease the keepalive just refreshed
             success = []
-            if leader is None or leader.session != lease:  # re-attach to our current lease
+            if plan.put_leader:  # (re-)attach to our current lease
                 success.append(_put(key, self.name, lease))
-            if last_lsn is not None:
+            if plan.put_optime:
                 success.append(_put(self.client_path("optime/leader"), str(last_lsn)))
             return self._txn([_compare(key, "VALUE", self.name)], success)
         return self._with_lease(update)
@@ -301,7 +262,7 @@ class Etcd3(AbstractDCS):
         optime = value.get("optime")
         if isinstance(optime, int) and not isinstance(optime, bool):
             ops.append(_put(self.client_path("optime/leader"), str(optime)))
-        self._client.call("/v3/kv/txn", {"compare": [], "success": ops})
+        self._wrote(self._client.call("/v3/kv/txn", {"compare": [], "success": ops}))
         return True
 
     def write_failsafe(self, value: dict[str, Any]) -> bool:
@@ -309,14 +270,16 @@ class Etcd3(AbstractDCS):
 
     def delete_cluster(self) -> bool:
         prefix = self.base_path + "/"
-        self._client.call("/v3/kv/deleterange", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+        doc = self._client.call("/v3/kv/deleterange", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+        if as_int(doc.get("deleted")):
+            self._wrote(doc)
         return True
 
     # -- waiting ------------------------------------------------------------------
     def watch(self, timeout: float) -> bool:
         with self._watcher_lock:
             if not self._closed and (self._watcher is None or not self._watcher.is_alive()):
-                self._watcher = _Watcher(self)
+                self._watcher = Etcd3Watcher(self)
                 self._watcher.start()
         return self._notifier.wait(timeout)
 

@@ -6,13 +6,13 @@ Keys and values travel base64-encoded; int64 fields come back as strings."""
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import ssl
 import threading
 import time
 from typing import Any
 
+from ..http1 import Connection, HttpError, Response
 from .base import DCSError, parse_hosts
 
 GRPC_UNAVAILABLE, GRPC_DEADLINE, GRPC_NOT_FOUND, GRPC_UNAUTHENTICATED = 14, 4, 5, 16
@@ -124,13 +124,9 @@ class Etcd3Client:
     def invalidate_token(self) -> None:
         self._token = None
 
-    def _connect(self, index: int, timeout: float) -> http.client.HTTPConnection:
+    def _connect(self, index: int, timeout: float) -> Connection:
         host, port = self.hosts[index]
-        conn: http.client.HTTPConnection
-        if self._ssl is not None:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn = Connection(host, port, timeout, self._ssl)
         try:
             conn.connect()
         except OSError as exc:
@@ -138,16 +134,17 @@ class Etcd3Client:
             raise NotSent(f"{self.host_name(index)}: {exc}") from exc
         return conn
 
-    def _start(self, index: int, path: str, body: dict[str, Any], timeout: float,
-               auth: bool = True) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        headers = {"Content-Type": "application/json"}
+    def _start(self, index: int, path: str, body: dict[str, Any], timeout: float, auth: bool = True,
+               extra_headers: dict[str, str] | None = None,
+               ) -> tuple[Connection, Response]:
+        headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if auth and self.username:
             token = self._token if self._token is not None else self._authenticate(index, timeout)
             if token:
                 headers["Authorization"] = token
         conn = self._connect(index, timeout)
         try:
-            conn.request("POST", path, body=json.dumps(body), headers=headers)
+            conn.request("POST", path, body=json.dumps(body).encode("utf-8"), headers=headers)
         except OSError as exc:
             conn.close()
             raise NotSent(f"{self.host_name(index)}: {exc}") from exc
@@ -214,7 +211,7 @@ class Etcd3Client:
                 last = f"{self.host_name(index)}: {exc}"
             except NotSent as exc:
                 last = str(exc)
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, HttpError) as exc:
                 if not idempotent:
                     where = self.host_name(index)
                     raise DCSError(f"etcd {path} on {where}: outcome unknown: {exc!r}") from exc
@@ -226,15 +223,16 @@ class Etcd3Client:
                 if pause > 0:
                     time.sleep(pause)
 
-    def open_stream(self, path: str, body: dict[str, Any],
-                    timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def open_stream(self, path: str, body: dict[str, Any], timeout: float,
+                    extra_headers: dict[str, str] | None = None,
+                    ) -> tuple[Connection, Response]:
         """Start a streaming request (watch) on the current host, else the next ones."""
         last: Exception | None = None
         for offset in range(len(self.hosts)):
             index = (self._current + offset) % len(self.hosts)
             try:
-                conn, resp = self._start(index, path, body, timeout)
-            except (NotSent, EtcdError, OSError, http.client.HTTPException) as exc:
+                conn, resp = self._start(index, path, body, timeout, extra_headers=extra_headers)
+            except (NotSent, EtcdError, OSError, HttpError) as exc:
                 last = exc
                 continue
             if resp.status == 200:

@@ -72,6 +72,9 @@ class Ctl:
     def __init__(self, settings: PostgresqlSettings, postmaster_log: str | None = None) -> None:
         self.settings = settings
         self._postmaster_log = postmaster_log
+        # (pid, start time, data dir) of the postmaster last found running in our data dir: the
+        # HA loop asks several times a cycle, the cwd check (readlink + realpath) once per process
+        self._verified: tuple[int, str, str] | None = None
 
     @property
     def data_dir(self) -> str:
@@ -133,13 +136,20 @@ class Ctl:
         except OSError:
             return None
         comm = stat[stat.find("(") + 1:stat.rfind(")")]
-        if stat[stat.rfind(")") + 1:].split()[0] == "Z" or comm not in ("postgres", "postmaster"):
+        fields = stat[stat.rfind(")") + 1:].split()
+        if fields[0] == "Z" or comm not in ("postgres", "postmaster"):
             return None
+        this = (pid, fields[19] if len(fields) > 19 else "", self.data_dir)  # starttime: field 22 of proc(5)
+        if this == self._verified:
+            return pid  # the same process (a reused pid has another start time) in the same data dir
         try:
             cwd = os.path.realpath(os.readlink(f"/proc/{pid}/cwd"))
         except OSError:
             return pid  # not ours to inspect; trust the pid file
-        return pid if cwd == os.path.realpath(self.data_dir) else None
+        if cwd != os.path.realpath(self.data_dir):
+            return None
+        self._verified = this
+        return pid
 
     def postmaster_port(self) -> int | None:
         """The port the running postmaster listens on (line 4 of postmaster.pid)."""

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
-from psycopg2.extras import PhysicalReplicationConnection
 
 from . import config
 from .ctl import CLEAN_STATES, run
@@ -84,6 +83,7 @@ def leader_timeline_history(conninfo: Mapping[str, Any]) -> tuple[int, list[tupl
     """(current timeline, [(parent_tli, switch_lsn), ...]) of the leader, over a replication
     connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY). Raises psycopg2.Error."""
     info = {k: v for k, v in conninfo.items() if k != "replication"}
+    from psycopg2.extras import PhysicalReplicationConnection  # only here: keeps the daemon's RSS down
     conn = psycopg2.connect(config.conninfo_to_str(info), connection_factory=PhysicalReplicationConnection)
     try:
         with conn.cursor() as cur:
