@@ -42,7 +42,7 @@ def api_call(host, method, path, username=None, password=None):
     )
     stdin = f"{username or ''}\n{password or ''}\n"
     out = host.check_output("printf %s %s | python3 -c %s", "%s", stdin, script)
-    status, body = out.split("\n", 1)
+    status, _newline, body = out.partition("\n")
     return int(status), body
 
 
