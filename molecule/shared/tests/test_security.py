@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Security as the roles deploy it (scenario default: etcd TLS + authentication, generated
 REST API password): what is refused without credentials, what works with them, file modes."""
+import base64
+import http.client
 import os
 import stat
 
@@ -28,6 +30,23 @@ def test_unsafe_methods_need_the_password(host):
         assert api_call(host, method, path, "pg_ha", "wrong-password")[0] == 401, (method, path)
     status, body = api_call(host, "POST", "/reload", auth["username"], auth["password"])
     assert status in (200, 202), body
+
+
+def test_unsafe_methods_only_from_the_members(host):
+    # The controller (the podman host, not a member) is refused even with the password; it may
+    # still read.
+    auth = pg_ha_config(host)["restapi"]["authentication"]
+    address = HOSTS[host.check_output("hostname -s")]
+    token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+    conn = http.client.HTTPConnection(address, 8008, timeout=10)
+    conn.request("POST", "/reload", headers={"Authorization": f"Basic {token}"})
+    answer = conn.getresponse()
+    assert answer.status == 403, answer.read()
+    conn.close()
+    conn = http.client.HTTPConnection(address, 8008, timeout=10)
+    conn.request("GET", "/patroni")
+    assert conn.getresponse().status == 200
+    conn.close()
 
 
 def test_health_checks_stay_open(host):
