@@ -83,6 +83,7 @@ class Member:
         self.config_path = workdir / f"{name}.yml"
         self.log_path = workdir / "pg_ha.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ambient_caps: tuple[str, ...] = ()  # e.g. ("net_admin", "net_raw") for a VIP
         self.write_config()
 
     def write_config(self) -> None:
@@ -93,7 +94,7 @@ class Member:
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
         self.proc = spawn([SYSTEM_PYTHON, "-m", "pg_ha", str(self.config_path)], self.log_path,
-                          as_postgres=True, env=postgres_python_env())
+                          as_postgres=True, env=postgres_python_env(), ambient_caps=self.ambient_caps)
 
     @property
     def running(self) -> bool:

@@ -112,10 +112,13 @@ def postgres_python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn(argv: list[str], log_path: Path, as_postgres: bool = False,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a long-running process in its own session, output to log_path."""
+          env: dict[str, str] | None = None, ambient_caps: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start a long-running process in its own session, output to log_path. ambient_caps
+    (e.g. ("net_admin",)) stay with the postgres user's process and the programs it runs."""
     if as_postgres:  # setpriv execs: the PID we get is the process itself
-        argv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
+        caps = ",".join(f"+{c}" for c in ambient_caps)
+        argv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+                *(["--inh-caps", caps, "--ambient-caps", caps] if caps else []), *argv]
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     try:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,

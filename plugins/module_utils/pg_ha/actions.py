@@ -17,6 +17,7 @@ from .callbacks import CallbackRunner, pre_promote_allows
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .ha import Action, Decision
 from .sync import BLOCK_ALL, standby_names_value
+from .vip import manager_for
 
 if TYPE_CHECKING:
     from .postgresql import Postgresql
@@ -48,6 +49,7 @@ class Executor:
         self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
         self.callbacks = CallbackRunner(config.postgresql.callbacks, config.scope)
         self.last_role: str | None = None
+        self.vip = manager_for(config.vip)  # released here before a primary stops
         self.on_done: Callable[[], None] = lambda: None  # wakes the loop after a background step
 
     # -- background work ---------------------------------------------------------
@@ -330,6 +332,7 @@ class Executor:
             self.dcs.set_failover_value("", cluster.failover.version)
 
     def _do_demote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        self.vip.release("demoting: I do not hold the leader lock")
         self.memory.stopped_on_purpose = True
         self.memory.unverified_primary_data = True
         self.memory.upstream = None
@@ -338,6 +341,7 @@ class Executor:
         return True
 
     def _do_switchover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        self.vip.release("switchover: handing the leader lock over")
         self.memory.stopped_on_purpose = True
         self.memory.unverified_primary_data = True
         self.memory.upstream = None
@@ -351,6 +355,7 @@ class Executor:
         return True
 
     def _do_release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        self.vip.release("releasing the leader lock")
         self.memory.primary_start_failed = False
         self.memory.unverified_primary_data = True
         return self.dcs.delete_leader(cluster.leader)

@@ -21,6 +21,7 @@ from .settings import (
     PostgresqlSettings,
     RestApiSettings,
 )
+from .vip import parse_vip
 
 logger = logging.getLogger(__name__)
 
@@ -416,9 +417,13 @@ def build_config(raw: Any, path: str | None = None,
             tags[tag] = _bool(tags[tag], f"tags.{tag}")
     watchdog = _section(raw, "watchdog")
     log = _section(raw, "log")
+    try:
+        vip = parse_vip(raw.get("vip"), warnings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     config = Config(
         scope=scope, name=name, namespace=namespace, restapi=restapi, dcs=dcs, postgresql=pg,
-        dynamic=dynamic, bootstrap_dcs=bootstrap_dcs, tags=tags, watchdog=watchdog, log=log,
+        dynamic=dynamic, bootstrap_dcs=bootstrap_dcs, tags=tags, watchdog=watchdog, log=log, vip=vip,
         local_parameters=dict(local_params),
         local_use_pg_rewind=None if "use_pg_rewind" not in pg_section
         else _bool(pg_section["use_pg_rewind"], "postgresql.use_pg_rewind"),

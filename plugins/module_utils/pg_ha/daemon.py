@@ -20,6 +20,7 @@ from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
 from .settings import Config
 from .status import CycleFacts, member_data, patroni_status
+from .vip import holds_lease, manager_for
 
 logger = logging.getLogger("pg_ha")
 
@@ -187,6 +188,7 @@ class Daemon:
         try:
             cluster = self._dcs.get_cluster()
         except DCSError as exc:
+            self.executor.vip.release("the DCS is not accessible: the leader lease is unknown")
             self._on_dcs_error(exc)
             return
         self._dcs_last_seen = int(time.time())
@@ -207,6 +209,7 @@ class Daemon:
         decision = applied
         if self._is_leader_now(decision, cluster, facts):
             self._leader_duties(cluster, facts)
+        self._manage_vip(decision)
         self._maybe_scheduled_restart(facts)
         self._publish(cluster, facts, decision)
 
@@ -312,6 +315,20 @@ class Daemon:
         except DCSError as exc:
             logger.warning("leader housekeeping failed: %s", exc)
 
+    def _manage_vip(self, decision: Decision) -> None:
+        """Every cycle: the VIP is here iff we hold the lease and run as primary (re-added if gone)."""
+        vip = self.executor.vip
+        if vip.settings is None:
+            return
+        if not holds_lease(decision.action.value, self.executor.busy is not None):
+            vip.release("I do not hold the leader lock")
+            return
+        state = self.pg.state()  # after this cycle's action (e.g. a promotion)
+        if state.running and state.in_recovery is False:
+            vip.acquire()
+        else:
+            vip.release("PostgreSQL is not running as primary")
+
     def _manage_sync(self, cluster: Cluster, state: Any) -> None:
         dyn, me = self._config.dynamic, self._config.name
         if not dyn.synchronous_mode:
@@ -404,6 +421,9 @@ class Daemon:
         self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
+        if old.vip != new.vip:
+            self.executor.vip.release("the vip configuration changed")
+            self.executor.vip = manager_for(new.vip)
         self._apply_pg_settings()
 
     def _apply_pg_settings(self) -> None:
@@ -456,8 +476,13 @@ class Daemon:
         logger.info("shutting down: stopping PostgreSQL")
         self.executor.memory.stopped_on_purpose = True
         role = str(self._status.get("role", "unknown"))
+        paused = cluster is not None and cluster.paused
+        if not paused:  # before PostgreSQL stops and the lock goes
+            self.executor.vip.release("shutting down")
         if self.pg.stop("fast"):
             self.executor.callbacks.fire("on_stop", role)
+        if paused and not self.pg.is_running():
+            self.executor.vip.release("shutting down")
         if cluster is not None and cluster.leader is not None and cluster.leader.name == self._config.name:
             try:
                 _, lsn = self.pg.local_timeline_lsn()

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .vip import VipSettings
 
 DYNAMIC_DEFAULTS: dict[str, Any] = {
     "ttl": 30,
@@ -132,6 +135,7 @@ class Config:
     tags: dict[str, Any] = field(default_factory=dict)
     watchdog: dict[str, Any] = field(default_factory=dict)
     log: dict[str, Any] = field(default_factory=dict)
+    vip: VipSettings | None = None
     local_parameters: dict[str, Any] = field(default_factory=dict)
     local_use_pg_rewind: bool | None = None
     local_use_slots: bool | None = None
