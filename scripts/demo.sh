@@ -81,6 +81,8 @@ all:
     ansible_ssh_private_key_file: $DEMO/id_ed25519
     ansible_ssh_common_args: -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no
     pg_ha_scope: demo
+    etcd_tls_enabled: true
+    etcd_auth_enabled: true
   hosts:
     node1: {ansible_host: $SUBNET.11}
     node2: {ansible_host: $SUBNET.12}

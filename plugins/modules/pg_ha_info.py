@@ -15,7 +15,8 @@ description:
   - Reads C(GET /cluster), C(GET /config) and C(GET /patroni) from one member's REST API and
     returns the members, their roles, states, lag and timelines, the leader, the members with a
     pending restart and whether the cluster is paused.
-  - Register the result to use it; like every C(_info) module it does not set facts.
+  - Register the result to use it, or read the same data from the fact C(pg_ha) (C(ansible_facts.pg_ha)) that the
+    module also sets on the host it ran for, e.g. C(ansible_facts.pg_ha.leader).
 author:
   - elephant.ha developers (@elephant-ha)
 extends_documentation_fragment:
@@ -44,6 +45,14 @@ EXAMPLES = r'''
 - name: Show the leader
   ansible.builtin.debug:
     msg: "{{ cluster.leader }} leads timeline {{ cluster.timeline }}; replicas {{ cluster.replicas | join(', ') }}"
+
+- name: Read the cluster into the fact pg_ha
+  elephant.ha.pg_ha_info:
+    gather_config: false
+
+- name: Use the fact
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.pg_ha.leader }} leads; paused: {{ ansible_facts.pg_ha.paused }}"
 
 - name: Wait until two replicas stream
   elephant.ha.pg_ha_info:
@@ -113,6 +122,18 @@ local:
   description: The status of the member at O(api_url) (C(GET /patroni)).
   returned: always
   type: dict
+ansible_facts:
+  description: The same data as facts.
+  returned: always
+  type: dict
+  contains:
+    pg_ha:
+      description:
+        - Every value above (scope, leader, replicas, timeline, members, lag, pending_restart, paused,
+          scheduled_switchover, config, local) under one fact, C(ansible_facts.pg_ha) or C(pg_ha) in templates.
+      returned: always
+      type: dict
+      sample: {scope: main, leader: node1, replicas: [node2, node3], timeline: 2, paused: false, pending_restart: []}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -148,7 +169,8 @@ def main():
         result['config'] = api.get('get_config', 'GET /config')
     status, body = api.call('get_status')
     result['local'] = body if isinstance(body, dict) else {'status': status, 'body': body}
-    module.exit_json(**result)
+    facts = dict((key, value) for key, value in result.items() if key != 'changed')
+    module.exit_json(ansible_facts=dict(pg_ha=facts), **result)
 
 
 if __name__ == '__main__':

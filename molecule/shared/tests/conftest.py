@@ -28,6 +28,31 @@ def api_get(host, path):
         return int(status), body
 
 
+def api_call(host, method, path, username=None, password=None):
+    """One request to the host's own REST API, optionally with basic auth: (status, body text).
+    The credentials reach the host's Python on stdin, not on a command line."""
+    script = (
+        "import base64,http.client,sys\n"
+        "user,pw=sys.stdin.read().split('\\n')[:2]\n"
+        "h={'Authorization':'Basic '+base64.b64encode((user+':'+pw).encode()).decode()} if user else {}\n"
+        "c=http.client.HTTPConnection('127.0.0.1',8008,timeout=10)\n"
+        f"c.request('{method}','{path}',headers=h)\n"
+        "r=c.getresponse()\n"
+        "print(r.status); print(r.read().decode())\n"
+    )
+    stdin = f"{username or ''}\n{password or ''}\n"
+    out = host.check_output("printf %s %s | python3 -c %s", "%s", stdin, script)
+    status, _newline, body = out.partition("\n")
+    return int(status), body
+
+
+def pg_ha_config(host):
+    """The daemon's configuration file on the host, parsed (read as root)."""
+    text = host.check_output("python3 -c %s",
+                             "import json,yaml; print(json.dumps(yaml.safe_load(open('/etc/pg_ha/pg_ha.yml'))))")
+    return json.loads(text)
+
+
 def psql(host, port, sql, user="postgres"):
     """Run SQL through HAProxy on the host (127.0.0.1:port); the result's stdout, stripped."""
     cmd = host.run("PGPASSWORD=%s PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p %s -U %s -d postgres -XAtqc %s",

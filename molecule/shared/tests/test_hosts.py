@@ -25,12 +25,6 @@ def test_config_file_is_private_and_valid(host):
     host.check_output("PYTHONPATH=/opt/pg_ha/lib python3 -m pg_ha --validate-config /etc/pg_ha/pg_ha.yml")
 
 
-def test_etcd_is_healthy(host):
-    cmd = host.run("etcdctl --endpoints=http://127.0.0.1:2379 endpoint health --cluster")
-    assert cmd.rc == 0, cmd.stderr
-    assert (cmd.stdout + cmd.stderr).count("is healthy") == 3
-
-
 def test_haproxy_listens(host):
     assert host.service("haproxy").is_running
     for port in (5000, 5001, 7000):
