@@ -162,9 +162,10 @@ class FakeDCS(AbstractDCS):
         optime = keys.get("optime/leader")
         status = json.loads(keys["status"][1]) if "status" in keys else None
         last_lsn = int(optime[1]) if optime else int((status or {}).get("optime", 0))
+        failsafe = json.loads(keys["failsafe"][1]) if "failsafe" in keys else None
         return Cluster(initialize=keys["initialize"][1] if "initialize" in keys else None, config=config,
                        leader=leader, last_lsn=last_lsn, members=members, failover=failover, sync=sync,
-                       history=history, status=status)
+                       history=history, status=status, failsafe=failsafe)
 
     def touch_member(self, data: dict[str, Any]) -> bool:
         return self._put(f"members/{self.name}", json.dumps(data))
@@ -311,6 +312,18 @@ class FakeBackend:
     def reinitialize(self, force: bool, from_leader: bool) -> tuple[int, str]:
         self.calls.append(("reinitialize", (force, from_leader)))
         return self.answers["reinitialize"]
+
+    def failsafe_call(self, body: Any) -> tuple[int, str]:
+        """The daemon's answer, from the real keeper, for this backend's status and config."""
+        from pg_ha.failsafe_keeper import FailsafeKeeper
+        if not hasattr(self, "failsafe"):
+            self.failsafe = FailsafeKeeper(self._config.name)
+        running_primary = self._status.get("state") == "running" and self._status.get("role") == "primary"
+        return self.failsafe.receive(body, self._config.dynamic.failsafe_mode, running_primary)
+
+    def failsafe_topology(self) -> dict[str, Any] | None:
+        cluster = self._cluster
+        return cluster.failsafe if cluster is not None and self._config.dynamic.failsafe_mode else None
 
 
 def primary_status(config: Config, lsn: int = 50331648) -> dict[str, Any]:

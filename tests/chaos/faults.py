@@ -187,7 +187,7 @@ def switchovers(ctx: Context) -> None:
 
 # -- etcd faults ------------------------------------------------------------------------
 def etcd_sigstop(ctx: Context) -> None:
-    """Every etcd member SIGSTOPped for ttl + 10 s (failsafe mode is not implemented: the
+    """Every etcd member SIGSTOPped for ttl + 10 s (failsafe_mode off, the default: the
     primary is expected to demote once it cannot renew its lease)."""
     env = ctx.env
     leader = env.leader()
@@ -198,6 +198,29 @@ def etcd_sigstop(ctx: Context) -> None:
     env.etcd.resume_all()
     ctx.mark("heal")
     ctx.note("SIGCONT all etcd members")
+
+
+def etcd_sigstop_failsafe(ctx: Context) -> None:
+    """As etcd_sigstop, with failsafe_mode switched on (PATCH /config) before and off after:
+    the primary reaches both replicas, so it is expected to stay read-write throughout."""
+    env = ctx.env
+    leader = env.leader()
+    assert leader.api("/config", "PATCH", {"failsafe_mode": True})[0] == 200
+    try:
+        members = {m.name for m in env.cluster.members}
+        wait_for(lambda: (lambda r: r[0] == 200 and set(r[1]) == members)(leader.api("/failsafe")), 30,
+                 "the leader to publish the failsafe topology")
+        ctx.mark("fault")
+        env.etcd.pause_all()
+        ctx.note(f"failsafe_mode on; SIGSTOP all etcd members for {TTL + 10}s (leader {leader.name})")
+        hold(TTL + 10)
+        env.etcd.resume_all()
+        ctx.mark("heal")
+        ctx.note("SIGCONT all etcd members")
+    finally:
+        env.etcd.resume_all()
+        wait_for(lambda: env.leader().api("/config", "PATCH", {"failsafe_mode": False})[0] == 200, 60,
+                 "failsafe_mode switched off again")
 
 
 def etcd_leader_kill(ctx: Context) -> None:
@@ -237,6 +260,7 @@ FAULTS: dict[str, Callable[[Context], None]] = {
     "kill9_postmaster": kill9_postmaster,
     "sigstop_daemon": sigstop_daemon,
     "etcd_sigstop": etcd_sigstop,
+    "etcd_sigstop_failsafe": etcd_sigstop_failsafe,
     "etcd_leader_kill": etcd_leader_kill,
     "etcd_quorum_loss": etcd_quorum_loss,
     "switchovers": switchovers,
@@ -247,6 +271,5 @@ SHORT_FAULTS = ["kill9_primary", "kill9_postmaster", "switchovers", "etcd_leader
 NOT_DONE = {
     "partition_primary_etcd": "primary cut off from etcd while the replicas reach it (needs netns/containers)",
     "partition_primary_replicas": "primary cut off from the replicas (needs netns/containers)",
-    "etcd_sigstop_failsafe": "etcd stopped with failsafe_mode on (failsafe is not implemented in pg_ha yet)",
     "disk_full_replica_wal": "disk full on a replica's WAL directory (needs a small filesystem)",
 }

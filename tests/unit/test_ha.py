@@ -1,10 +1,13 @@
 """Decision table of ha.decide: every branch, with the sentence it logs."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pg_ha import failsafe
 from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState
+from pg_ha.failsafe import OutageView, decide_without_dcs
 from pg_ha.ha import Action, LocalView, PeerInfo, Policy, decide
 
 TAGGED: dict[str, dict[str, object]] = {}
@@ -56,6 +59,9 @@ SYNC = Policy(synchronous_mode=True)
 EARLIER = NOW - timedelta(minutes=1)
 REMOTE = "10.0.0.9:5432"
 STANDBY = Policy(standby_cluster=REMOTE)
+FAILSAFE = Policy(failsafe_mode=True)
+TOPOLOGY_WITHOUT_PG1 = {"pg0": "http://127.0.0.1:8008/pg0", "pg2": "http://127.0.0.1:8008/pg2"}
+TOPOLOGY = {**TOPOLOGY_WITHOUT_PG1, "pg1": "http://127.0.0.1:8008/pg1"}
 
 CASES = [
     # id, cluster, local, policy, expected action, expected message (substring), target
@@ -262,6 +268,25 @@ CASES = [
      Action.ACQUIRE_STANDBY, "manual failover: acquired session lock as a standby leader", None),
     ("standby-config-removed-promotes", cluster(leader="pg1"), local(upstream=REMOTE), Policy(),
      Action.PROMOTE, "promoted self to leader because I had the session lock", None),
+    # failsafe_mode: only members of the failsafe topology race (their consent was asked)
+    ("failsafe-outside-topology-does-not-race", replace(cluster(leader=None), failsafe=TOPOLOGY_WITHOUT_PG1),
+     local(peers={}), FAILSAFE, Action.NOOP, "I am not in the failsafe topology (failsafe_mode)", None),
+    ("failsafe-inside-topology-races", replace(cluster(leader=None), failsafe=TOPOLOGY),
+     local(peers={}), FAILSAFE, Action.ACQUIRE, "promoted self to leader by acquiring session lock", None),
+    ("failsafe-no-key-yet-usual-rules", cluster(leader=None), local(peers={}), FAILSAFE,
+     Action.ACQUIRE, "promoted self", None),
+    ("failsafe-off-ignores-topology", replace(cluster(leader=None), failsafe=TOPOLOGY_WITHOUT_PG1),
+     local(peers={}), Policy(), Action.ACQUIRE, "promoted self", None),
+    ("failsafe-old-primary-retakes-key-after-outage", replace(cluster(leader=None), failsafe=TOPOLOGY),
+     local(name="pg0", in_recovery=False, wal_lsn=500,
+           peers=peers(PeerInfo("pg1", True, running=True, wal_lsn=500), P_PG2_BEHIND)),
+     FAILSAFE, Action.ACQUIRE, "acquired session lock as a leader", None),
+    # a replica that accepted POST /failsafe sees the caller as leader (failsafe.with_failsafe_leader)
+    ("failsafe-called-replica-keeps-following",
+     failsafe.with_failsafe_leader(replace(cluster(leader=None), failsafe=TOPOLOGY),
+                                   failsafe.FailsafeLeader("pg0", None, None, received_at=100.0), "pg1",
+                                   True, now=105.0, ttl=10),
+     local(peers={}), FAILSAFE, Action.NOOP, "a secondary, and following a leader (pg0)", None),
 ]
 
 
@@ -343,3 +368,57 @@ def test_replicatefrom_falls_back_to_the_leader() -> None:
     assert down.action == Action.FOLLOW and down.target == "pg0"
     to_leader = decide(cluster(), local(replicatefrom="pg0"), Policy())
     assert to_leader.action == Action.NOOP  # the leader itself is not a cascade
+
+
+# -- failsafe_mode: the cycle in which the DCS could not be read ---------------------------
+def outage(**kw: object) -> OutageView:
+    values: dict[str, object] = {"name": "pg0", "failsafe_mode": True, "paused": False, "running": True,
+                                 "in_recovery": False, "known_topology": TOPOLOGY}
+    values.update(kw)
+    return OutageView(**values)  # type: ignore[arg-type]
+
+
+ALL_ACCEPT = {"pg1": True, "pg2": True}
+OUTAGE_CASES = [
+    # id, view, expected action, expected message (exact)
+    ("replica-waits", outage(name="pg1", in_recovery=True), Action.NOOP, "DCS is not accessible"),
+    ("stopped-waits", outage(running=False), Action.NOOP, "DCS is not accessible"),
+    ("busy-primary-waits", outage(busy="restarting"), Action.NOOP, "DCS is not accessible: restarting in progress"),
+    ("paused-primary-keeps-running", outage(paused=True, failsafe_mode=False), Action.NOOP,
+     "PAUSE: DCS is not accessible, continue to run as primary without lock"),
+    ("failsafe-off-demotes", outage(failsafe_mode=False, answers=ALL_ACCEPT), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader"),
+    ("no-topology-demotes", outage(known_topology=None), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader (failsafe: no failsafe topology is known)"),
+    ("not-in-topology-demotes", outage(known_topology=TOPOLOGY_WITHOUT_PG1, name="pg1"), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader "
+     "(failsafe: I (pg1) am not in the failsafe topology)"),
+    ("every-member-accepts-continues", outage(answers=ALL_ACCEPT), Action.NOOP,
+     "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
+    ("one-member-refuses-demotes", outage(answers={"pg1": True, "pg2": False}), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg2)"),
+    ("unanswered-member-demotes", outage(answers={"pg2": True}), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1)"),
+    ("nobody-asked-demotes", outage(answers=None), Action.DEMOTE,
+     "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1, pg2)"),
+    ("single-member-continues", outage(known_topology={"pg0": "http://127.0.0.1:8008/pg0"}, answers={}),
+     Action.NOOP, "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
+]
+
+
+def test_after_outage_the_expired_key_is_taken_again_before_demoting() -> None:
+    refresh = decide(cluster(leader="pg0"), local(name="pg0", in_recovery=False), FAILSAFE)
+    adjusted = failsafe.after_outage(refresh)
+    assert (adjusted.action, adjusted.message) == (refresh.action, refresh.message)
+    assert adjusted.on_failure is not None and adjusted.on_failure.action == Action.ACQUIRE
+    assert adjusted.on_failure.message == failsafe.REACQUIRE
+    assert adjusted.on_failure.on_failure == refresh.on_failure  # someone else has it: demote
+    follow = decide(cluster(), local(), FAILSAFE)
+    assert failsafe.after_outage(follow) is follow
+
+
+@pytest.mark.parametrize("case", OUTAGE_CASES, ids=[c[0] for c in OUTAGE_CASES])
+def test_outage_decision_table(case: tuple) -> None:
+    _, view, action, message = case
+    decision = decide_without_dcs(view)
+    assert (decision.action, decision.message) == (action, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,14 @@ def test_live_reads(live: Live) -> None:
     assert live.check("GET", "/cluster")[0] == 503
     assert live.check("GET", "/history")[0] == 503
     assert live.check("GET", "/config")[0] == 502
+    assert live.check("GET", "/failsafe")[0] == 502  # failsafe_mode off
+    live.backend.config = live.backend.config.with_dynamic(replace(live.backend.config.dynamic, failsafe_mode=True))
+    assert live.check("GET", "/failsafe")[0] == 502  # on, but no failsafe key yet
+    live.backend.dcs.write_failsafe({"pg0": "http://127.0.0.1:8008/patroni"})
+    live.backend.refresh()
+    assert live.check("GET", "/failsafe") == (200, {"pg0": "http://127.0.0.1:8008/patroni"})
+    for method in ("HEAD", "OPTIONS"):
+        assert live.check(method, "/failsafe")[0] == 200
     live.backend.cycle_age = 1000
     assert live.check("GET", "/liveness")[0] == 503
 
@@ -168,5 +177,13 @@ def test_live_writes(live: Live) -> None:
     assert live.check("DELETE", "/restart")[0] == 404
     assert live.check("POST", "/reload")[0] == 202
     assert live.check("POST", "/reinitialize", {"force": True})[0] == 200
+    assert live.check("POST", "/failsafe", {"name": "pg1"})[0] == 502  # failsafe_mode off
+    live.backend.config = live.backend.config.with_dynamic(replace(live.backend.config.dynamic, failsafe_mode=True))
+    assert live.check("POST", "/failsafe", {"name": "pg1", "lsn": 5})[0] == 500  # we run as a primary
+    live.backend.replace_status(replica_status(make_config()))
+    accepted = live.check("POST", "/failsafe", {"name": "pg1", "api_url": "http://127.0.0.1:1/patroni"})
+    assert accepted == (200, "Accepted")
+    assert live.check("POST", "/failsafe", {"lsn": 5})[0] == 400
+    assert live.check("POST", "/failsafe")[0] == 400
     live.backend.dcs.fail_with = "etcd down"
     assert live.check("PATCH", "/config", {"ttl": 40})[0] == 503

@@ -207,7 +207,11 @@ class Executor:
         return True
 
     def _do_update_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        return self.refresh_lock(cluster, wal_lsn)
+        """A DCSError (no definite answer) propagates: the loop's DCS-outage path decides
+        then, as for a failed read (failsafe_mode); False means the key is not ours."""
+        if cluster.leader is None or cluster.leader.name != self.config.name:
+            return False
+        return self.dcs.update_leader(cluster.leader, wal_lsn)
 
     def _do_fatal(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self.memory.fatal = decision.message

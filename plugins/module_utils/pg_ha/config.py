@@ -217,6 +217,7 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         master_start_timeout=_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
                                   f"{where}.primary_start_timeout", 0),
         check_timeline=_bool(merged["check_timeline"], f"{where}.check_timeline"),
+        failsafe_mode=_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
         pause=_bool(merged["pause"], f"{where}.pause"),
         use_pg_rewind=_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
         use_slots=_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),

@@ -17,6 +17,8 @@ from . import standby
 from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
+from .failsafe import OutageView
+from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, LocalView, Policy, decide
 from .peers import fetch_peers
 from .settings import Config
@@ -71,6 +73,7 @@ class Daemon:
         self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
         self._last_message = ""
+        self.failsafe = FailsafeKeeper(config.name)
         if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
             self.executor.memory.unverified_primary_data = True
 
@@ -94,6 +97,16 @@ class Daemon:
 
     def wakeup(self) -> None:
         self._dcs.wakeup()
+
+    def failsafe_call(self, body: Any) -> tuple[int, str]:
+        """POST /failsafe; answered from the last published state (as Patroni), so the
+        caller's short timeout never waits on a PostgreSQL query."""
+        status = self._status
+        running_primary = status.get("state") == "running" and status.get("role") in ("primary", "master")
+        return self.failsafe.receive(body, self._config.dynamic.failsafe_mode, running_primary)
+
+    def failsafe_topology(self) -> dict[str, Any] | None:
+        return self.failsafe.topology if self._config.dynamic.failsafe_mode else None
 
     def restart(self, scheduled_at: datetime | None, postgres_version: str | None,
                 role: str | None, restart_pending: bool, timeout: float | None) -> tuple[int, str]:
@@ -197,8 +210,12 @@ class Daemon:
             self._on_dcs_error(exc)
             return
         self._dcs_last_seen = int(time.time())
+        self.failsafe.dcs_is_back()
+        self.failsafe.seen(cluster)
         self._cluster = cluster
         self._apply_dynamic(cluster)
+        dyn = self._config.dynamic
+        cluster = self._cluster = self.failsafe.cluster_view(cluster, dyn.failsafe_mode, dyn.ttl)
         self._apply_pg_settings()
         if self._reload_requested:
             self._reload_requested = False
@@ -208,12 +225,16 @@ class Daemon:
             self.executor.memory.unverified_primary_data = True
             self.executor.memory.stopped_on_purpose = True
         view, facts = self._gather(cluster)
-        decision = decide(cluster, view, self._policy())
+        decision = self.failsafe.adjust(decide(cluster, view, self._policy()), self._config.dynamic.ttl)
         if cluster.leader is not None:
             logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
         if decision.action == Action.FATAL:
             raise FatalError(decision.message)
-        applied = self.executor.execute(decision, cluster, facts.wal_lsn)
+        try:
+            applied = self.executor.execute(decision, cluster, facts.wal_lsn)
+        except DCSError as exc:  # not a definite "no": the DCS-outage path decides (failsafe_mode)
+            self._on_dcs_error(exc)
+            return
         logger.info("%s", applied.message)
         decision = applied
         self._watchdog_step(applied, cluster, facts)
@@ -234,7 +255,8 @@ class Daemon:
         dyn = self._config.dynamic
         return Policy(maximum_lag_on_failover=dyn.maximum_lag_on_failover, check_timeline=dyn.check_timeline,
                       can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
-                      standby_cluster=standby.remote_name(dyn))
+                      standby_cluster=standby.remote_name(dyn),
+                      failsafe_mode=dyn.failsafe_mode)
 
     def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
         memory = self.executor.memory
@@ -332,6 +354,7 @@ class Daemon:
             state = self.pg.state()  # after this cycle's action (e.g. a promotion): one query for both
             self._update_history(cluster, state)
             self._manage_sync(cluster, state)
+            self.failsafe.publish(self._dcs, cluster, self._config)
         except DCSError as exc:
             logger.warning("leader housekeeping failed: %s", exc)
 
@@ -414,6 +437,8 @@ class Daemon:
 
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
         self._status = patroni_status(self._config, facts)
+        if self.failsafe.is_active(self._config.dynamic.ttl):
+            self._status["failsafe_mode_is_active"] = True
         if facts.running and not self.executor.busy and decision.action in (Action.NOOP, Action.UPDATE_LOCK):
             self.executor.note_role(member_role(facts))  # facts predate the action
         try:
@@ -483,8 +508,14 @@ class Daemon:
     def _on_dcs_error(self, exc: DCSError) -> None:
         logger.error("Error communicating with DCS: %s", exc)
         state = self.pg.state()
-        if state.running and not state.in_recovery and not self.executor.busy:
-            logger.info("demoting self because DCS is not accessible and I was a leader")
+        known = self._cluster
+        view = OutageView(name=self._config.name, failsafe_mode=self._config.dynamic.failsafe_mode,
+                          paused=bool(known and known.paused), running=state.running,
+                          in_recovery=state.in_recovery, busy=self.executor.busy,
+                          known_topology=self.failsafe.topology)
+        decision = self.failsafe.decide(view, self._config, self._config.postgresql.conn_url, state.wal_lsn or 0)
+        logger.info("%s", decision.message)
+        if decision.action == Action.DEMOTE:
             memory = self.executor.memory
             memory.unverified_primary_data = True
             memory.stopped_on_purpose = True
@@ -498,6 +529,8 @@ class Daemon:
                            timeline=state.timeline, dcs_last_seen=self._dcs_last_seen,
                            server_version=state.server_version, busy=self.executor.busy)
         self._status = patroni_status(self._config, facts)
+        if self.failsafe.is_active(self._config.dynamic.ttl):
+            self._status["failsafe_mode_is_active"] = True
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:

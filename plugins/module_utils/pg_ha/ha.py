@@ -91,6 +91,7 @@ class Policy:
     can_bootstrap: bool = True
     synchronous_mode: bool = False
     standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
+    failsafe_mode: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -129,6 +130,8 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
         return "I am not a synchronous standby (synchronous_mode)"
     if not local.running:
         return "postgres is not running"
+    if policy.failsafe_mode and cluster.failsafe and local.name not in cluster.failsafe:
+        return "I am not in the failsafe topology (failsafe_mode)"
     if cluster.last_lsn and local.in_recovery \
             and cluster.last_lsn - local.wal_lsn > policy.maximum_lag_on_failover:
         return (f"my wal position {local.wal_lsn} lags the last known leader position "

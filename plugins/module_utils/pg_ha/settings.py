@@ -20,6 +20,7 @@ DYNAMIC_DEFAULTS: dict[str, Any] = {
     "synchronous_mode": False,
     "synchronous_mode_strict": False,
     "synchronous_node_count": 1,
+    "failsafe_mode": False,
     "postgresql": {"use_pg_rewind": False, "use_slots": True, "parameters": {}},
 }
 
@@ -120,6 +121,7 @@ class DynamicSettings:
     synchronous_mode: bool = False
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
+    failsafe_mode: bool = False  # keep a primary that reaches every member while the DCS is down
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent replication slots
     member_slots_ttl: int = 1800  # keep a vanished member's slot this long (seconds)
     standby_cluster: dict[str, Any] | None = None  # replicate from another cluster's primary

@@ -53,3 +53,10 @@ class ApiBackend(Protocol):
 
     def reinitialize(self, force: bool, from_leader: bool) -> tuple[int, str]:
         """Wipe and re-clone this replica (refused on the leader)."""
+
+    def failsafe_call(self, body: Any) -> tuple[int, str]:
+        """POST /failsafe from a primary that lost the DCS: (200, 'Accepted') unless we run
+        as a primary ourselves (500) or failsafe_mode is off (502); 400 for a bad body."""
+
+    def failsafe_topology(self) -> dict[str, Any] | None:
+        """The failsafe key as last read; None when failsafe_mode is off or none is known."""

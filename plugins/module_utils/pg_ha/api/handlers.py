@@ -74,6 +74,19 @@ def get_config(backend: ApiBackend, request: Request) -> Response:
     return Response(200, cluster.config.data)
 
 
+def get_failsafe(backend: ApiBackend, request: Request) -> Response:
+    """The failsafe topology (member -> REST API URL); 502 as Patroni when there is none."""
+    topology = backend.failsafe_topology()
+    if not isinstance(topology, dict):
+        return Response(502, "failsafe_mode is not enabled or no failsafe topology is known")
+    return Response(200, topology)
+
+
+def post_failsafe(backend: ApiBackend, request: Request) -> Response:
+    code, text = backend.failsafe_call(request.body)
+    return Response(code, text)
+
+
 def get_metrics(backend: ApiBackend, request: Request) -> Response:
     text = metrics_text(backend.status(), backend.cluster(), backend.config)
     return Response(200, text, METRICS_TYPE)
@@ -196,6 +209,8 @@ HANDLERS: dict[str, Handler] = {
     "history": get_history,
     "get_config": get_config,
     "metrics": get_metrics,
+    "get_failsafe": get_failsafe,
+    "post_failsafe": post_failsafe,
     "patch_config": patch_config,
     "put_config": put_config,
     "switchover": post_switchover,

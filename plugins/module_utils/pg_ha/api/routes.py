@@ -21,6 +21,7 @@ READ_PATHS: dict[str, str] = {
     "/history": "history",
     "/config": "get_config",
     "/metrics": "metrics",
+    "/failsafe": "get_failsafe",
 }
 
 UNSAFE_ROUTES: dict[tuple[str, str], str] = {
@@ -33,6 +34,7 @@ UNSAFE_ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/restart"): "delete_restart",
     ("POST", "/reload"): "reload",
     ("POST", "/reinitialize"): "reinitialize",
+    ("POST", "/failsafe"): "post_failsafe",
 }
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
