@@ -268,8 +268,8 @@ FAULTS: dict[str, Callable[[Context], None]] = {
 }
 SHORT_FAULTS = ["kill9_primary", "kill9_postmaster", "switchovers", "etcd_leader_kill", "etcd_quorum_loss",
                 "basebackup_kill"]
-NOT_DONE = {
-    "partition_primary_etcd": "primary cut off from etcd while the replicas reach it (needs netns/containers)",
-    "partition_primary_replicas": "primary cut off from the replicas (needs netns/containers)",
-    "disk_full_replica_wal": "disk full on a replica's WAL directory (needs a small filesystem)",
-}
+NOT_DONE: dict[str, str] = {}
+
+from .faults_net import NET_FAULTS  # noqa: E402 - it builds on Context and hold above
+
+FAULTS.update(NET_FAULTS)

@@ -1,0 +1,245 @@
+"""Network partitions and a full WAL disk, injected for real (iptables, a small tmpfs).
+
+See netfault.py for the addressing that lets one iptables rule cut exactly one member's path."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tests.harness.cluster import Member
+from tests.harness.common import Timeout, wait_for
+
+from .env import TTL, ChaosEnv
+from .faults import Context, dir_size, hold, is_sync, others
+from .netfault import Chain, etcd_address, pg_address, tcp_ports
+
+MB = 2**20
+
+
+def in_recovery(member: Member) -> bool | None:
+    """pg_is_in_recovery() over 127.0.0.1 (the test's own path), None if it does not answer."""
+    try:
+        return bool(member.sql("SELECT pg_is_in_recovery()")[0][0])
+    except Exception:  # noqa: BLE001 - down, restarting, refusing
+        return None
+
+
+class Watch:
+    """Notes, once each, when the old leader stops being writable and when another member leads."""
+
+    def __init__(self, ctx: Context, old: Member) -> None:
+        self.ctx, self.old, self.seen = ctx, old, {}
+
+    def __call__(self) -> None:
+        since = time.time() - self.ctx.marks["fault"]
+        if "demoted" not in self.seen and in_recovery(self.old) is not False:
+            self.seen["demoted"] = since
+            self.ctx.note(f"{self.old.name} no longer a writable primary {since:.1f}s after the cut")
+        if "new" not in self.seen:
+            leader = self.ctx.env.cluster.leader()
+            if leader is not None and leader is not self.old:
+                self.seen["new"] = since
+                self.ctx.note(f"{leader.name} leads {since:.1f}s after the cut")
+
+
+def partition_primary_from_etcd(ctx: Context) -> None:
+    """The primary's daemon cut off from all three etcd members; replicas still reach etcd and the
+    primary. Method: each member's daemon reaches etcd through its own loopback address
+    (127.0.1.N, on which every etcd member also listens); an OUTPUT rule in a dedicated chain
+    DROPs tcp to that address on the etcd client ports (silently, like a real partition; the
+    daemon's requests time out). PostgreSQL and the REST API are untouched. Held until the old
+    primary is read-only and another member leads (at most 3 x ttl), plus 5 s; then the chain
+    is deleted and the old primary must rejoin as a replica."""
+    env = ctx.env
+    old = env.leader()
+    address = etcd_address(env.index[old.name])
+    with Chain("etcd") as chain:
+        chain.drop(["-d", address, *tcp_ports("dports", [s.client_port for s in env.etcd.servers])])
+        ctx.mark("fault")
+        ctx.note(f"DROP {old.name}'s daemon -> etcd ({address}, chain {chain.name})")
+        watch = Watch(ctx, old)
+        deadline = time.monotonic() + 3 * TTL
+        while time.monotonic() < deadline and len(watch.seen) < 2:
+            hold(0.5, watch)
+        if "demoted" not in watch.seen:
+            ctx.note(f"{old.name} still a writable primary {3 * TTL}s after the cut")
+        hold(5, watch)
+        ctx.note(f"packets dropped: {chain.counters()}")
+    ctx.mark("heal")
+    ctx.note(f"partition healed (chain deleted) after {time.time() - ctx.marks['fault']:.1f}s")
+
+
+def partition_primary_from_replicas(ctx: Context) -> None:
+    """The primary and the replicas cannot talk to each other (replication and REST API) while
+    every member reaches etcd and the test's clients reach every member. Method, in a dedicated
+    OUTPUT chain, three DROP rules:
+    (1) tcp to the primary's own PostgreSQL address (127.0.2.N, its connect_address, where the
+        replicas stream from; the primary's daemon, HAProxy, the writer and the prober use
+        127.0.0.1 and are not cut);
+    (2) tcp from processes of user postgres (the daemons) to the primary's REST port;
+    (3) tcp from processes of user postgres to the replicas' REST ports. Rule 3 cannot tell the
+        primary's daemon from a replica's (same user, same source address): it also cuts the
+        replicas' REST calls to each other. HAProxy's health checks run as root and pass.
+    Held 2 x ttl. Expected: no failover (the primary keeps renewing its lease); in sync_strict
+    commits wait for the cut synchronous standby (the writer's statement_timeout turns them into
+    uncertain writes, never acknowledged ones); after the chain is deleted the stalled
+    connections resume or reconnect and the replicas stream again."""
+    env = ctx.env
+    leader = env.leader()
+    replicas = others(env, leader)
+    owner = ["-m", "owner", "--uid-owner", "postgres"]
+    with Chain("repl") as chain:
+        chain.drop(["-d", pg_address(env.index[leader.name]), *tcp_ports("dports", [leader.pg_port])])
+        chain.drop([*owner, *tcp_ports("dports", [leader.api_port])])
+        chain.drop([*owner, *tcp_ports("dports", [m.api_port for m in replicas])])
+        ctx.mark("fault")
+        ctx.note(f"DROP replication and REST between {leader.name} and {', '.join(m.name for m in replicas)} "
+                 f"for {2 * TTL}s (chain {chain.name})")
+        leaders: set[str] = set()
+
+        def watch() -> None:
+            current = env.cluster.leader()
+            if current is not None and current.name not in leaders:
+                leaders.add(current.name)
+                if current is not leader:
+                    ctx.note(f"FAILOVER: {current.name} leads during the partition")
+        hold(2 * TTL, watch)
+        ctx.note(f"packets dropped per rule: {chain.counters()}; leaders seen: {sorted(leaders)}")
+    ctx.mark("heal")
+    ctx.note("partition healed (chain deleted)")
+    try:
+        for m in replicas:
+            wait_for(m.is_streaming_replica, 90, f"{m.name} to stream again")
+        ctx.note(f"replicas stream again {time.time() - ctx.marks['heal']:.1f}s after healing")
+    except Timeout as exc:
+        ctx.note(f"replicas did not stream again: {exc}")
+
+
+# -- disk full --------------------------------------------------------------------------
+FILL_ROWS = 200_000  # about 80 MB of WAL
+
+
+def run(*argv: str) -> None:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip()}")
+
+
+def wal_victim(env: ChaosEnv) -> Member:
+    """In synchronous mode the synchronous standby (the hard case), else the first replica."""
+    replicas = sorted(others(env, env.leader()), key=lambda m: m.name)
+    if env.mode != "async":
+        return wait_for(lambda: next((m for m in replicas if is_sync(m)), None), 60, "a synchronous standby")
+    return replicas[0]
+
+
+def mount_point(member: Member) -> Path:
+    return member.workdir / "walfs"
+
+
+def prepare_disk_full(ctx: Context) -> None:
+    """Before the load starts: stop the victim replica (its daemon stops PostgreSQL), copy its
+    pg_wal onto a fresh tmpfs sized to what it holds + 32 MB, symlink pg_wal there, restart."""
+    env = ctx.env
+    victim = wal_victim(env)
+    ctx.marks["victim"] = env.index[victim.name]
+    wal, mnt = victim.data_dir / "pg_wal", mount_point(victim)
+    victim.stop()
+    size = (dir_size(wal) // MB) + 32
+    mnt.mkdir()
+    env.cleanups.append(lambda: unmount(mnt))
+    run("mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0700", "tmpfs", str(mnt))
+    run("cp", "-a", f"{wal}/.", str(mnt))
+    shutil.chown(mnt, "postgres", "postgres")
+    wal.rename(victim.data_dir / "pg_wal.orig")
+    wal.symlink_to(mnt)
+    victim.start()
+    ctx.note(f"{victim.name}'s pg_wal is now a {size} MB tmpfs at {mnt}")
+    env.wait_healthy(180)
+
+
+def unmount(mnt: Path) -> None:
+    if subprocess.run(["mountpoint", "-q", str(mnt)]).returncode == 0:
+        run("umount", "-l", str(mnt))
+    if mnt.exists():
+        mnt.rmdir()
+
+
+def fs_usage(mnt: Path) -> float:
+    usage = shutil.disk_usage(mnt)
+    return usage.used / usage.total
+
+
+def disk_full_replica_wal(ctx: Context) -> None:
+    """A replica's pg_wal fills up (prepare_disk_full put it on a small tmpfs): the leader writes
+    ~80 MB of WAL in one statement (CREATE TABLE AS) besides the writer's load. Held until the
+    filesystem is full and 10 s more (at most 90 s), then the tmpfs is grown to 512 MB (space
+    freed) and the replica must stream again by itself. Then, to leave the test bed as it was,
+    the replica is stopped, its WAL copied back into data/pg_wal, the tmpfs unmounted, and it
+    is started again (teardown, after the scenario is judged). In sync_strict the victim is the
+    synchronous standby."""
+    env = ctx.env
+    victim = next(m for m in env.cluster.members if env.index[m.name] == ctx.marks["victim"])
+    mnt = mount_point(victim)
+    leader = env.leader()
+    ctx.mark("fault")
+    ctx.note(f"filling {victim.name}'s WAL filesystem ({fs_usage(mnt):.0%} used): {FILL_ROWS} rows on {leader.name}")
+    leader.sql(f"DROP TABLE IF EXISTS chaos_fill; CREATE TABLE chaos_fill AS "
+               f"SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, {FILL_ROWS}) g")
+    ctx.note(f"fill done after {time.time() - ctx.marks['fault']:.1f}s; "
+             f"{victim.name}'s WAL fs {fs_usage(mnt):.0%} used")
+    try:
+        wait_for(lambda: fs_usage(mnt) > 0.97, 80, "the WAL filesystem to fill")
+        ctx.note(f"{victim.name}'s WAL filesystem full {time.time() - ctx.marks['fault']:.1f}s after the fill began")
+    except Timeout:
+        ctx.note(f"{victim.name}'s WAL filesystem only {fs_usage(mnt):.0%} used after 80s")
+    hold(10)
+    ctx.note(f"{victim.name}: streaming={victim.is_streaming_replica()}, sync standbys={env.sync_standbys()}, "
+             f"'No space left' logged: {no_space_logged(victim)}")
+    run("mount", "-o", "remount,size=512m", str(mnt))
+    ctx.mark("heal")
+    ctx.note(f"grew {victim.name}'s WAL filesystem to 512 MB")
+    try:
+        wait_for(victim.is_streaming_replica, 120, f"{victim.name} to stream again")
+        ctx.note(f"{victim.name} streams again {time.time() - ctx.marks['heal']:.1f}s after space was freed")
+    except Timeout:
+        ctx.note(f"{victim.name} did not stream again within 120s after space was freed")
+
+
+def teardown_disk_full(ctx: Context) -> None:
+    """After the scenario was judged: WAL back into data/pg_wal, tmpfs unmounted, fill dropped."""
+    env = ctx.env
+    victim = next(m for m in env.cluster.members if env.index[m.name] == ctx.marks["victim"])
+    restore_wal(victim, mount_point(victim))
+    env.leader().sql("DROP TABLE IF EXISTS chaos_fill")
+    env.wait_healthy(180)
+
+
+def no_space_logged(member: Member) -> bool:
+    logs = sorted((member.data_dir / "log").glob("*.log")) if (member.data_dir / "log").is_dir() else []
+    return any("No space left on device" in p.read_text(errors="replace") for p in logs) or \
+        "No space left on device" in member.log()
+
+
+def restore_wal(victim: Member, mnt: Path) -> None:
+    victim.stop()
+    wal = victim.data_dir / "pg_wal"
+    wal.unlink()
+    shutil.rmtree(victim.data_dir / "pg_wal.orig")
+    run("cp", "-a", str(mnt), str(wal))
+    shutil.chown(wal, "postgres", "postgres")
+    wal.chmod(0o700)
+    unmount(mnt)
+    victim.start()
+
+
+disk_full_replica_wal.prepare = prepare_disk_full  # type: ignore[attr-defined]
+disk_full_replica_wal.teardown = teardown_disk_full  # type: ignore[attr-defined]
+
+NET_FAULTS = {
+    "partition_primary_from_etcd": partition_primary_from_etcd,
+    "partition_primary_from_replicas": partition_primary_from_replicas,
+    "disk_full_replica_wal": disk_full_replica_wal,
+}
