@@ -105,16 +105,30 @@ def partition_primary_from_replicas(ctx: Context) -> None:
                 leaders.add(current.name)
                 if current is not leader:
                     ctx.note(f"FAILOVER: {current.name} leads during the partition")
+        lag: dict[str, int] = {}
         hold(2 * TTL, watch)
+        behind = wal_lsn(leader, "pg_current_wal_lsn()")
+        for m in replicas:
+            lag[m.name] = behind - wal_lsn(m, "pg_last_wal_replay_lsn()")
+        ctx.note(f"replay lag at the end of the partition (bytes): {lag}")
         ctx.note(f"packets dropped per rule: {chain.counters()}; leaders seen: {sorted(leaders)}")
     ctx.mark("heal")
     ctx.note("partition healed (chain deleted)")
+    target = wal_lsn(leader, "pg_current_wal_lsn()")
     try:
         for m in replicas:
-            wait_for(m.is_streaming_replica, 90, f"{m.name} to stream again")
-        ctx.note(f"replicas stream again {time.time() - ctx.marks['heal']:.1f}s after healing")
+            wait_for(lambda m=m: m.is_streaming_replica() and wal_lsn(m, "pg_last_wal_replay_lsn()") >= target,
+                     90, f"{m.name} to stream and replay what the primary wrote during the partition")
+        ctx.note(f"replicas stream and caught up {time.time() - ctx.marks['heal']:.1f}s after healing")
     except Timeout as exc:
-        ctx.note(f"replicas did not stream again: {exc}")
+        ctx.note(f"replicas did not catch up: {exc}")
+
+
+def wal_lsn(member: Member, function: str) -> int:
+    try:
+        return int(member.sql(f"SELECT {function} - '0/0'::pg_lsn")[0][0] or 0)
+    except Exception:  # noqa: BLE001 - not answering yet
+        return 0
 
 
 # -- disk full --------------------------------------------------------------------------
