@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from tests.harness.cluster import Member
 from tests.harness.common import Timeout, wait_for
 
 from .env import TTL, ChaosEnv
-from .faults import Context, dir_size, hold, is_sync, others
+from .faults import Context, hold, is_sync, others
 from .netfault import Chain, etcd_address, pg_address, tcp_ports
 
 MB = 2**20
@@ -133,6 +134,7 @@ def wal_lsn(member: Member, function: str) -> int:
 
 # -- disk full --------------------------------------------------------------------------
 FILL_ROWS = 200_000  # about 80 MB of WAL
+ROOMY = "512m"
 
 
 def run(*argv: str) -> None:
@@ -154,24 +156,24 @@ def mount_point(member: Member) -> Path:
 
 
 def prepare_disk_full(ctx: Context) -> None:
-    """Before the load starts: stop the victim replica (its daemon stops PostgreSQL), copy its
-    pg_wal onto a fresh tmpfs sized to what it holds + 32 MB, symlink pg_wal there, restart."""
+    """Before the load starts, for every replica (which one is the synchronous standby at fault
+    time is not known yet): stop it (its daemon stops PostgreSQL), copy its pg_wal onto a fresh
+    tmpfs of 512 MB, symlink pg_wal there, start it again."""
     env = ctx.env
-    victim = wal_victim(env)
-    ctx.marks["victim"] = env.index[victim.name]
-    wal, mnt = victim.data_dir / "pg_wal", mount_point(victim)
-    victim.stop()
-    size = (dir_size(wal) // MB) + 32
-    mnt.mkdir()
-    env.cleanups.append(lambda: unmount(mnt))
-    run("mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0700", "tmpfs", str(mnt))
-    run("cp", "-a", f"{wal}/.", str(mnt))
-    shutil.chown(mnt, "postgres", "postgres")
-    wal.rename(victim.data_dir / "pg_wal.orig")
-    wal.symlink_to(mnt)
-    victim.start()
-    ctx.note(f"{victim.name}'s pg_wal is now a {size} MB tmpfs at {mnt}")
-    env.wait_healthy(180)
+    for victim in others(env, env.leader()):
+        wal, mnt = victim.data_dir / "pg_wal", mount_point(victim)
+        victim.stop()
+        mnt.mkdir()
+        env.cleanups.append(lambda mnt=mnt: unmount(mnt))
+        run("mount", "-t", "tmpfs", "-o", f"size={ROOMY},mode=0700", "tmpfs", str(mnt))
+        run("cp", "-a", f"{wal}/.", str(mnt))
+        shutil.chown(mnt, "postgres", "postgres")
+        wal.rename(victim.data_dir / "pg_wal.orig")
+        wal.symlink_to(mnt)
+        victim.start()
+        ctx.marks[f"tmpfs:{victim.name}"] = 1.0
+        ctx.note(f"{victim.name}'s pg_wal is now a {ROOMY} tmpfs at {mnt}")
+        env.wait_healthy(180)
 
 
 def unmount(mnt: Path) -> None:
@@ -187,23 +189,34 @@ def fs_usage(mnt: Path) -> float:
 
 
 def disk_full_replica_wal(ctx: Context) -> None:
-    """A replica's pg_wal fills up (prepare_disk_full put it on a small tmpfs): the leader writes
+    """A replica's pg_wal fills up (prepare_disk_full put it on a tmpfs, shrunk now to what it holds
+    + 16 MB; in sync_strict the victim is the synchronous standby of the moment): the leader writes
     ~80 MB of WAL in one statement (CREATE TABLE AS) besides the writer's load. Held until the
     filesystem is full and 10 s more (at most 90 s), then the tmpfs is grown to 512 MB (space
     freed) and the replica must stream again by itself. Then, to leave the test bed as it was,
     the replica is stopped, its WAL copied back into data/pg_wal, the tmpfs unmounted, and it
-    is started again (teardown, after the scenario is judged). In sync_strict the victim is the
-    synchronous standby."""
+    is started again (teardown, after the scenario is judged, for each replica)."""
     env = ctx.env
-    victim = next(m for m in env.cluster.members if env.index[m.name] == ctx.marks["victim"])
+    victim = wal_victim(env)
     mnt = mount_point(victim)
     leader = env.leader()
+    size = shutil.disk_usage(mnt).used // MB + 16
+    run("mount", "-o", f"remount,size={size}m", str(mnt))
     ctx.mark("fault")
+    ctx.note(f"shrank {victim.name}'s WAL tmpfs to {size} MB (what it holds + 16 MB); "
+             f"sync standbys: {env.sync_standbys()}")
     ctx.note(f"filling {victim.name}'s WAL filesystem ({fs_usage(mnt):.0%} used): {FILL_ROWS} rows on {leader.name}")
-    leader.sql(f"DROP TABLE IF EXISTS chaos_fill; CREATE TABLE chaos_fill AS "
-               f"SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, {FILL_ROWS}) g")
-    ctx.note(f"fill done after {time.time() - ctx.marks['fault']:.1f}s; "
-             f"{victim.name}'s WAL fs {fs_usage(mnt):.0%} used")
+    done: list[float] = []
+
+    def fill() -> None:  # its COMMIT may wait for the full synchronous standby: in a thread
+        leader.sql(f"DROP TABLE IF EXISTS chaos_fill; CREATE TABLE chaos_fill AS "
+                   f"SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, {FILL_ROWS}) g")
+        done.append(time.time() - ctx.marks["fault"])
+    filler = threading.Thread(target=fill, name="wal-fill", daemon=True)
+    filler.start()
+    filler.join(60)
+    state = f"fill committed after {done[0]:.1f}s" if done else "fill not committed after 60s"
+    ctx.note(f"{state}; {victim.name}'s WAL fs {fs_usage(mnt):.0%} used")
     try:
         wait_for(lambda: fs_usage(mnt) > 0.97, 80, "the WAL filesystem to fill")
         ctx.note(f"{victim.name}'s WAL filesystem full {time.time() - ctx.marks['fault']:.1f}s after the fill began")
@@ -212,21 +225,25 @@ def disk_full_replica_wal(ctx: Context) -> None:
     hold(10)
     ctx.note(f"{victim.name}: streaming={victim.is_streaming_replica()}, sync standbys={env.sync_standbys()}, "
              f"'No space left' logged: {no_space_logged(victim)}")
-    run("mount", "-o", "remount,size=512m", str(mnt))
+    run("mount", "-o", f"remount,size={ROOMY}", str(mnt))
     ctx.mark("heal")
-    ctx.note(f"grew {victim.name}'s WAL filesystem to 512 MB")
+    ctx.note(f"grew {victim.name}'s WAL filesystem to {ROOMY}")
     try:
         wait_for(victim.is_streaming_replica, 120, f"{victim.name} to stream again")
         ctx.note(f"{victim.name} streams again {time.time() - ctx.marks['heal']:.1f}s after space was freed")
     except Timeout:
         ctx.note(f"{victim.name} did not stream again within 120s after space was freed")
+    filler.join(60)
+    ctx.note(f"fill committed {done[0]:.1f}s after the fault began" if done else "fill never committed")
 
 
 def teardown_disk_full(ctx: Context) -> None:
     """After the scenario was judged: WAL back into data/pg_wal, tmpfs unmounted, fill dropped."""
     env = ctx.env
-    victim = next(m for m in env.cluster.members if env.index[m.name] == ctx.marks["victim"])
-    restore_wal(victim, mount_point(victim))
+    for victim in env.cluster.members:
+        if f"tmpfs:{victim.name}" in ctx.marks:
+            restore_wal(victim, mount_point(victim))
+            env.wait_healthy(180)
     env.leader().sql("DROP TABLE IF EXISTS chaos_fill")
     env.wait_healthy(180)
 
