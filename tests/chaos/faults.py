@@ -208,8 +208,9 @@ def etcd_sigstop_failsafe(ctx: Context) -> None:
     assert leader.api("/config", "PATCH", {"failsafe_mode": True})[0] == 200
     try:
         members = {m.name for m in env.cluster.members}
-        wait_for(lambda: (lambda r: r[0] == 200 and set(r[1]) == members)(leader.api("/failsafe")), 30,
-                 "the leader to publish the failsafe topology")
+        for m in env.running_members():  # a replica refuses consent (502) until it read failsafe_mode
+            wait_for(lambda m=m: (lambda r: r[0] == 200 and set(r[1]) == members)(m.api("/failsafe")), 30,
+                     f"{m.name} to know failsafe_mode and the topology")
         ctx.mark("fault")
         env.etcd.pause_all()
         ctx.note(f"failsafe_mode on; SIGSTOP all etcd members for {TTL + 10}s (leader {leader.name})")
