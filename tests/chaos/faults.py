@@ -268,7 +268,7 @@ FAULTS: dict[str, Callable[[Context], None]] = {
     "basebackup_kill": replica_killed_during_basebackup,
 }
 SHORT_FAULTS = ["kill9_primary", "kill9_postmaster", "switchovers", "etcd_leader_kill", "etcd_quorum_loss",
-                "basebackup_kill"]
+                "basebackup_kill", "partition_primary_from_etcd", "partition_primary_from_replicas"]
 NOT_DONE: dict[str, str] = {}
 
 from .faults_net import NET_FAULTS  # noqa: E402 - it builds on Context and hold above
