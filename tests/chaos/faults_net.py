@@ -31,7 +31,8 @@ class Watch:
     """Notes, once each, when the old leader stops being writable and when another member leads."""
 
     def __init__(self, ctx: Context, old: Member) -> None:
-        self.ctx, self.old, self.seen = ctx, old, {}
+        self.ctx, self.old = ctx, old
+        self.seen: dict[str, float] = {}
 
     def __call__(self) -> None:
         since = time.time() - self.ctx.marks["fault"]
