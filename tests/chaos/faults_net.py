@@ -111,6 +111,9 @@ def partition_primary_from_replicas(ctx: Context) -> None:
                 if current is not leader:
                     ctx.note(f"FAILOVER: {current.name} leads during the partition")
         lag: dict[str, int] = {}
+        cut = {m.name: not connects_as_postgres(m.api_port) for m in [leader, *replicas]}
+        ctx.note(f"REST API ports unreachable for user postgres (the daemons): {cut}; "
+                 f"primary's REST reachable for root (HAProxy's checks): {leader.is_primary()}")
         hold(seconds, watch)
         behind = wal_lsn(leader, "pg_current_wal_lsn()")
         for m in replicas:
@@ -127,6 +130,13 @@ def partition_primary_from_replicas(ctx: Context) -> None:
         ctx.note(f"replicas stream and caught up {time.time() - ctx.marks['heal']:.1f}s after healing")
     except Timeout as exc:
         ctx.note(f"replicas did not catch up: {exc}")
+
+
+def connects_as_postgres(port: int) -> bool:
+    """Whether a process of user postgres (as the daemons run) can open tcp to 127.0.0.1:port."""
+    code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=1).close()"
+    return subprocess.run(["runuser", "-u", "postgres", "--", "/usr/bin/python3", "-c", code],
+                          capture_output=True, timeout=30).returncode == 0
 
 
 def wal_lsn(member: Member, function: str) -> int:
