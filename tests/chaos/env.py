@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.harness.common import free_port, pid_alive, wait_for
 
 from .etcd_cluster import EtcdCluster
 from .haproxy import HAProxy
+from .netfault import etcd_address, pg_address, remove_leftovers
 from .prober import PROBE_TABLE
 
 MODES: dict[str, dict[str, Any]] = {
@@ -23,6 +25,7 @@ MODES: dict[str, dict[str, Any]] = {
     "quorum": {"synchronous_mode": "quorum", "synchronous_node_count": 1},
 }
 TTL = 10
+MAX_MEMBERS = 8
 
 
 class ChaosEnv:
@@ -32,17 +35,26 @@ class ChaosEnv:
         self.log_dir = log_dir
         self.dynamic: dict[str, Any] = {"ttl": TTL, "loop_wait": 2, "retry_timeout": 3,
                                         "maximum_lag_on_failover": 1048576, **MODES[mode]}
-        self.etcd = EtcdCluster()
+        self.etcd = EtcdCluster(extra_hosts=[etcd_address(i) for i in range(MAX_MEMBERS)])
         self.cluster = TestCluster(self.etcd.hosts[0], scope=scope, size=size, dcs_kind="etcd3",
                                    dynamic=self.dynamic)
+        self.index: dict[str, int] = {}
         for member in self.cluster.members:
             self._use_all_etcd(member)
         self.haproxy = HAProxy(self.cluster.root, self.servers())
         self.stopped_pids: set[int] = set()
+        self.cleanups: list[Callable[[], None]] = []  # undo steps a fault registers (mounts...)
 
     # -- setup ----------------------------------------------------------------------
     def _use_all_etcd(self, member: Member) -> None:
-        member.config["etcd3"]["hosts"] = list(self.etcd.hosts)
+        """All three etcd members, through this member's own etcd address; PostgreSQL also on
+        its own address, published as connect_address (see netfault.py)."""
+        index = self.index.setdefault(member.name, len(self.index))
+        assert index < MAX_MEMBERS, "more members than loopback addresses"
+        member.config["etcd3"]["hosts"] = self.etcd.hosts_via(etcd_address(index))
+        pg = member.config["postgresql"]
+        pg["listen"] = f"127.0.0.1,{pg_address(index)}:{member.pg_port}"
+        pg["connect_address"] = f"{pg_address(index)}:{member.pg_port}"
         if os.environ.get("CHAOS_WATCHDOG"):  # e.g. CHAOS_WATCHDOG=required: the testing driver fences
             member.config["watchdog"] = {"mode": os.environ["CHAOS_WATCHDOG"], "driver": "testing",
                                          "safety_margin": 5}
@@ -147,7 +159,8 @@ class ChaosEnv:
             except OSError:
                 pass
         self.etcd.resume_all()
-        for step in (self.haproxy.stop, self.cluster.cleanup, self.etcd.cleanup):
+        for step in (remove_leftovers, self.haproxy.stop, self.cluster.cleanup, self.etcd.cleanup,
+                     *reversed(self.cleanups)):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - clean the rest anyway

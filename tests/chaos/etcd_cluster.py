@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness.common import spawn, wait_for
@@ -11,18 +12,25 @@ from tests.harness.etcd import EtcdServer, v3_post
 
 
 class EtcdCluster:
-    def __init__(self, size: int = 3, base_dir: Path | None = None) -> None:
+    def __init__(self, size: int = 3, base_dir: Path | None = None, extra_hosts: Sequence[str] = ()) -> None:
+        """extra_hosts: more loopback addresses every member also serves clients on (same port)."""
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="chaos_etcd_"))
         self.servers = [EtcdServer(name=f"etcd{i}", base_dir=self.base_dir / f"etcd{i}") for i in range(size)]
         initial = ",".join(f"{s.name}={s.peer_url}" for s in self.servers)
         for server in self.servers:
             server.base_dir.mkdir(parents=True, exist_ok=True)
             # later flags win: these override the single-member --initial-cluster of EtcdServer.argv()
-            server.extra_args = ["--initial-cluster", initial, "--initial-cluster-token", "chaos"]
+            listen = ",".join([server.client_url] + [f"http://{h}:{server.client_port}" for h in extra_hosts])
+            server.extra_args = ["--initial-cluster", initial, "--initial-cluster-token", "chaos",
+                                 "--listen-client-urls", listen]
 
     @property
     def hosts(self) -> list[str]:
         return [s.host_port for s in self.servers]
+
+    def hosts_via(self, address: str) -> list[str]:
+        """Every member's client endpoint on one of the extra addresses."""
+        return [f"{address}:{s.client_port}" for s in self.servers]
 
     def start(self, timeout: float = 60) -> EtcdCluster:
         for server in self.servers:  # all at once: none is healthy before a quorum runs

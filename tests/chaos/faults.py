@@ -210,8 +210,9 @@ def etcd_sigstop_failsafe(ctx: Context) -> None:
     assert leader.api("/config", "PATCH", {"failsafe_mode": True})[0] == 200
     try:
         members = {m.name for m in env.cluster.members}
-        wait_for(lambda: (lambda r: r[0] == 200 and set(r[1]) == members)(leader.api("/failsafe")), 30,
-                 "the leader to publish the failsafe topology")
+        for m in env.running_members():  # a replica refuses consent (502) until it read failsafe_mode
+            wait_for(lambda m=m: (lambda r: r[0] == 200 and set(r[1]) == members)(m.api("/failsafe")), 30,
+                     f"{m.name} to know failsafe_mode and the topology")
         ctx.mark("fault")
         env.etcd.pause_all()
         ctx.note(f"failsafe_mode on; SIGSTOP all etcd members for {TTL + 10}s (leader {leader.name})")
@@ -269,9 +270,9 @@ FAULTS: dict[str, Callable[[Context], None]] = {
     "basebackup_kill": replica_killed_during_basebackup,
 }
 SHORT_FAULTS = ["kill9_primary", "kill9_postmaster", "switchovers", "etcd_leader_kill", "etcd_quorum_loss",
-                "basebackup_kill"]
-NOT_DONE = {
-    "partition_primary_etcd": "primary cut off from etcd while the replicas reach it (needs netns/containers)",
-    "partition_primary_replicas": "primary cut off from the replicas (needs netns/containers)",
-    "disk_full_replica_wal": "disk full on a replica's WAL directory (needs a small filesystem)",
-}
+                "basebackup_kill", "partition_primary_from_etcd", "partition_primary_from_replicas"]
+NOT_DONE: dict[str, str] = {}
+
+from .faults_net import NET_FAULTS  # noqa: E402 - it builds on Context and hold above
+
+FAULTS.update(NET_FAULTS)

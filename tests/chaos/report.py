@@ -39,7 +39,9 @@ fault; the raw results go to `docs/RELIABILITY.json`, `--from-json` renders them
   in synchronous mode a fault is injected only once the DCS `sync` key names a synchronous standby
   (`GET /sync` answers 200 on a member), and only that standby is a switchover candidate; quorum
   (`synchronous_mode: quorum`, ANY 1 of the replicas) waits for a voter (`GET /quorum` 200) the same way.
-- **Faults** are injected on the processes (kill -9, SIGSTOP/SIGCONT), never by asking the daemon.
+- **Faults** are injected on the processes (kill -9, SIGSTOP/SIGCONT), the network (iptables DROP rules
+  in a chain of their own, on per-member loopback addresses) and the disk (a tmpfs under pg_wal), never
+  by asking the daemon; each fault's method is in its docstring (tests/chaos/faults*.py).
 """
 
 COLUMNS = ("fault", "mode", "runs", "lost acknowledged writes", "longest unavailability",
@@ -93,8 +95,9 @@ def render(results: list[Result]) -> str:
                      f"{min(r.lost_bound or 0 for r in group) if mode == 'async' else 0}) | "
                      f"{max(r.longest_gap for r in group):.1f} s | {len(windows)}{longest_sb} | "
                      f"{sum(r.healed and r.converged for r in group)}/{len(group)} | {'; '.join(verdicts)} |")
-    lines += ["", "Not done yet (need network namespaces or containers, or daemon features):", ""]
-    lines += [f"- `{name}`: {why}" for name, why in NOT_DONE.items()]
+    if NOT_DONE:
+        lines += ["", "Not done yet (need network namespaces or containers, or daemon features):", ""]
+        lines += [f"- `{name}`: {why}" for name, why in NOT_DONE.items()]
     lines += ["", METHOD, "## Runs", ""]
     for r in results:
         if not r.available:

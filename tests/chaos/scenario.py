@@ -29,11 +29,14 @@ def table_digest(member: Member, table: str) -> tuple[int, int]:
 def run_scenario(env: ChaosEnv, fault: str, run: int, seq: int, short: bool) -> Result:
     result = Result(fault, env.mode, run)
     table = f"chaos_w{seq}"
+    ctx = Context(env, short)
+    prepare = getattr(FAULTS[fault], "prepare", None)  # set-up the load must not see (e.g. a mount)
+    if prepare is not None:
+        prepare(ctx)
     leader = env.wait_healthy(180)
     leader.sql(f"CREATE TABLE {table}(id bigint PRIMARY KEY, ts timestamptz DEFAULT clock_timestamp())")
     writer = Writer(env.haproxy.port, table)
     prober = Prober([(m.name, m.pg_port) for m in env.running_members()])
-    ctx = Context(env, short)
     start_lsn = lsn(leader)
     result.started = time.time()
     writer.start()
@@ -59,6 +62,9 @@ def run_scenario(env: ChaosEnv, fault: str, run: int, seq: int, short: bool) -> 
         print(f"    writer {time.strftime('%H:%M:%S', time.localtime(at))}.{int(at % 1 * 1000):03d} {message}")
     final = read_final(env, table, ctx, result)
     judge(result, log, probes, final, end)
+    teardown = getattr(FAULTS[fault], "teardown", None)  # undo the set-up, after judging
+    if teardown is not None:
+        teardown(ctx)
     result.notes = ctx.notes
     return result
 

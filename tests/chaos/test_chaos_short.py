@@ -16,7 +16,7 @@ from tests.chaos.report import render
 from tests.chaos.run import run_suite
 
 pytestmark = pytest.mark.integration
-NO_LOSS = ("kill9_postmaster", "switchovers", "etcd_leader_kill")
+NO_LOSS = ("kill9_postmaster", "switchovers", "etcd_leader_kill", "partition_primary_from_replicas")
 
 
 @pytest.fixture(scope="module")
