@@ -3,7 +3,7 @@
 """The cluster as a whole, checked from node1 and node3."""
 import uuid
 
-from conftest import HOSTS, NOFAILOVER, api_get, psql, wait_for
+from conftest import HOSTS, NOFAILOVER, api_get, pg_ha_config, psql, wait_for
 
 testinfra_hosts = ["node1"]
 
@@ -54,3 +54,18 @@ def test_health_endpoints_for_haproxy(host):
     leader = next(m["name"] for m in members(host) if m["role"] == "leader")
     assert api_get(host, "/primary")[0] == (200 if leader == "node1" else 503)
     assert api_get(host, "/replica")[0] == (503 if leader == "node1" else 200)
+
+
+def test_feature_variables_reach_the_cluster(host):
+    """pg_ha_check_timeline, pg_ha_slots and pg_ha_callbacks from the inventory: in the config,
+    a permanent slot on the leader, and the on_start callback run (its line in the journal)."""
+    dcs = pg_ha_config(host)["bootstrap"]["dcs"]
+    assert dcs["check_timeline"] is True and dcs["slots"] == {"molecule_archiver": {"type": "physical"}}
+
+    def slot():
+        out = psql(host, 5000, "select slot_type from pg_replication_slots where slot_name = 'molecule_archiver'")
+        return out.rc == 0 and out.stdout.strip() == "physical"
+
+    wait_for(slot, 30, what="the permanent slot molecule_archiver on the leader")
+    journal = host.check_output("journalctl -t pg_ha_callback --no-pager -o cat")
+    assert "on_start" in journal and "molecule" in journal
