@@ -120,3 +120,47 @@ def test_replica_lagging_beyond_maximum_lag_does_not_promote(lag_cluster: TestCl
     assert c.wait_leader(90).name == pg0.name
     wait_writable(pg0, 60)
     wait_for(lambda: pg1.sql("SELECT to_regclass('lag_filler') IS NOT NULL")[0][0], 120, "pg1 to catch up")
+
+
+@pytest.fixture
+def timeline_cluster(etcd_server) -> Iterator[TestCluster]:
+    c = TestCluster(etcd_server.host_port, scope="tlcheck", dcs_kind="etcd3",
+                    dynamic={"check_timeline": True, "maximum_lag_on_failover": 64 * MAX_LAG})
+    c.etcd = etcd_server  # type: ignore[attr-defined]
+    try:
+        yield c
+    finally:
+        print(c.logs()[-20000:])
+        c.cleanup()
+
+
+def history_lines(c: TestCluster) -> list:
+    raw = etcd_keys(c.etcd, "etcd3", f"/service/{c.scope}/").get(f"/service/{c.scope}/history")  # type: ignore[attr-defined]
+    return json.loads(raw) if raw else []
+
+
+def test_check_timeline_keeps_a_member_on_an_old_timeline_out_of_the_race(timeline_cluster: TestCluster) -> None:
+    c = timeline_cluster
+    pg0, pg1, pg2 = c.members
+    pg0.start()
+    assert c.wait_leader(90).name == pg0.name
+    pg1.start()
+    pg2.start()
+    c.wait_streaming([pg1, pg2])
+    pg2.stop()  # pg2 keeps timeline 1 on disk
+    code, body = pg0.api("/switchover", method="POST", body={"leader": pg0.name, "candidate": pg1.name}, timeout=90)
+    assert code == 200, body
+    assert c.wait_leader(60).name == pg1.name
+    wait_for(lambda: len(history_lines(c)) >= 1, 30, "the history key to record timeline 1")
+    pg1.kill9()
+    pg0.kill9()
+    pg2.start()  # alone, with every write it had, but on the timeline before the switchover
+    wait_for(lambda: "is behind last known cluster timeline 2" in pg2.log(), 90,
+             "pg2 to refuse the race because of its timeline")
+    deadline = time.monotonic() + 12  # more than a ttl: still nobody promoted
+    while time.monotonic() < deadline:
+        assert not pg2.is_primary(), "a member on an old timeline promoted with check_timeline on"
+        time.sleep(0.5)
+    pg1.start()  # the member on the newest timeline leads again, and pg2 follows it
+    assert c.wait_leader(90).name == pg1.name
+    c.wait_streaming([pg2], timeout=120)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pg_ha import failsafe
-from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState
+from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
 from pg_ha.failsafe import OutageView, decide_without_dcs
 from pg_ha.ha import Action, LocalView, PeerInfo, Policy, decide
 
@@ -26,11 +26,11 @@ def member(name: str, **data: object) -> Member:
 
 def cluster(leader: str | None = "pg0", initialize: str | None = SYSID, failover: Failover | None = None,
             paused: bool = False, last_lsn: int = 0, members: tuple[str, ...] = ("pg0", "pg1", "pg2"),
-            sync: SyncState | None = None) -> Cluster:
+            sync: SyncState | None = None, history: TimelineHistory | None = None) -> Cluster:
     config = ClusterConfig(1, {"pause": True}) if paused else ClusterConfig(1, {})
     return Cluster(initialize=initialize, config=config,
                    leader=Leader(leader, 5) if leader else None, last_lsn=last_lsn,
-                   members=tuple(member(m) for m in members), failover=failover, sync=sync)
+                   members=tuple(member(m) for m in members), failover=failover, sync=sync, history=history)
 
 
 def local(name: str = "pg1", **kw: object) -> LocalView:
@@ -52,6 +52,7 @@ P_PG0_PRIMARY = PeerInfo("pg0", True, running=True, in_recovery=False, wal_lsn=3
 P_PG2_NOFAILOVER_AHEAD = PeerInfo("pg2", True, running=True, wal_lsn=900, nofailover=True)
 P_PG2_NEWER_TL = PeerInfo("pg2", True, running=True, wal_lsn=100, timeline=2)
 LATER = NOW + timedelta(hours=1)
+HISTORY_TL2 = TimelineHistory(4, ((1, 50331808, "no recovery target specified", "2026-11-23T10:00:00+00:00", "pg0"),))
 SYNC_PG2 = SyncState(3, "pg0", ("pg2",))
 SYNC_PG1 = SyncState(3, "pg0", ("pg1",))
 SYNC_NONE = SyncState(3, "pg0", ())
@@ -175,6 +176,15 @@ CASES = [
      Policy(), Action.ACQUIRE, "promoted self", None),
     ("no-leader-check-timeline", cluster(leader=None), local(peers=peers(P_PG2_NEWER_TL)),
      Policy(check_timeline=True), Action.NOOP, "pg2 is on a newer timeline", None),
+    # check_timeline against the history key: timeline 2 was the last leader's (Patroni's cluster.timeline)
+    ("no-leader-behind-cluster-timeline", cluster(leader=None, history=HISTORY_TL2), local(timeline=1),
+     Policy(check_timeline=True), Action.NOOP, "my timeline 1 is behind last known cluster timeline 2", None),
+    ("no-leader-on-cluster-timeline-races", cluster(leader=None, history=HISTORY_TL2), local(timeline=2),
+     Policy(check_timeline=True), Action.ACQUIRE, "promoted self", None),
+    ("no-leader-unknown-timeline", cluster(leader=None, history=HISTORY_TL2), local(timeline=None),
+     Policy(check_timeline=True), Action.NOOP, "I can not figure out my timeline", None),
+    ("no-leader-behind-cluster-timeline-ignored-by-default", cluster(leader=None, history=HISTORY_TL2),
+     local(timeline=1), Policy(), Action.ACQUIRE, "promoted self", None),
     ("no-leader-timeline-ignored-by-default", cluster(leader=None), local(peers=peers(P_PG2_NEWER_TL)),
      Policy(), Action.ACQUIRE, "promoted self", None),
     ("no-leader-too-much-lag", cluster(leader=None, last_lsn=10_000_000), local(wal_lsn=100),

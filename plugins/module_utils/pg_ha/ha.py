@@ -148,6 +148,11 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
         return (f"my wal position {local.wal_lsn} lags the last known leader position "
                 f"{cluster.last_lsn} by more than maximum_lag_on_failover "
                 f"({policy.maximum_lag_on_failover})")
+    if policy.check_timeline and policy.standby_cluster is None and local.in_recovery and cluster.timeline:
+        if local.timeline is None:
+            return "I can not figure out my timeline (check_timeline)"
+        if local.timeline < cluster.timeline:
+            return f"my timeline {local.timeline} is behind last known cluster timeline {cluster.timeline}"
     for peer in (local.peers or {}).values():
         if peer.name == local.name or not peer.reachable or not peer.running:
             continue

@@ -230,6 +230,14 @@ class Cluster:
     def paused(self) -> bool:
         return bool(self.config and self.config.data.get("pause"))
 
+    @property
+    def timeline(self) -> int:
+        """The cluster's current timeline as the history key tells it (last entry + 1); 0: unknown."""
+        if self.history is None or not self.history.lines:
+            return 0
+        last = self.history.lines[-1][0] if self.history.lines[-1] else None
+        return last + 1 if isinstance(last, int) and not isinstance(last, bool) else 0
+
 
 class AbstractDCS(abc.ABC):
     """One DCS connection per daemon. Every call is bounded by ``retry_timeout``
