@@ -6,6 +6,7 @@ what a device that cannot be armed means: `automatic` warns and goes on, `requir
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -156,3 +157,17 @@ class Watchdog:
         if message != self._last_problem:
             logger.log(level, "%s", message)
             self._last_problem = message
+
+
+def close_device_fd(fd: int | None, magic: bool) -> None:
+    """Close a watchdog file descriptor; with ``magic`` write 'V' first (the Linux watchdog API's
+    magic close, which stops the timer). Shared by the Linux and the testing drivers."""
+    if fd is None:
+        return
+    try:
+        if magic:
+            os.write(fd, b"V")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .base import WatchdogError
+from .base import WatchdogError, close_device_fd
 
 # _IOC(dir, type, nr, size) = dir << 30 | size << 16 | type << 8 | nr; READ = 2, WRITE = 1
 _W = ord("W")
@@ -113,15 +113,7 @@ class LinuxWatchdog:
     def close(self, magic: bool = True) -> None:
         """Stop the timer (magic close 'V') and close the device."""
         fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if magic:
-                os.write(fd, b"V")
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        close_device_fd(fd, magic)
 
     def fired(self) -> bool:
         return False  # a real watchdog that fired reset the machine: we are not here to see it

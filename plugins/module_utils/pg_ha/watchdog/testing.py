@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from .base import WatchdogError
+from .base import WatchdogError, close_device_fd
 from .fence import FENCED_EXIT
 
 FENCE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fence.py")
@@ -75,14 +75,7 @@ class TestingWatchdog:
 
     def close(self, magic: bool = True) -> None:
         fd, self._write_fd = self._write_fd, None
-        if fd is not None:
-            try:
-                if magic:
-                    os.write(fd, b"V")
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+        close_device_fd(fd, magic)
         proc = self._proc
         if proc is None or not magic:
             return
