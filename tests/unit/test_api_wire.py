@@ -135,12 +135,30 @@ def test_idle_workers_end(monkeypatch: pytest.MonkeyPatch) -> None:
         exchange(api.port, b"OPTIONS /primary HTTP/1.0\r\n\r\n")
 
         def workers() -> list[threading.Thread]:
-            return [t for t in threading.enumerate() if t.name == "pg_ha-restapi-conn"]
+            return [t for t in api.worker_threads() if t.is_alive()]
         for _ in range(100):
             if not workers():
                 break
             threading.Event().wait(0.05)
         assert not workers()
         assert exchange(api.port, b"OPTIONS /primary HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")  # a new one
+    finally:
+        api.stop()
+
+
+def test_workers_busy_at_stop_end_with_their_connection() -> None:
+    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0),
+                        poll_interval=0.01)
+    api.start()
+    try:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=5) as held:
+            held.sendall(b"GET /patroni HTTP/1.1\r\n\r\n")
+            assert held.recv(65536).startswith(b"HTTP/1.1 200")
+            busy = api.worker_threads()
+            assert busy
+            api.stop()  # the kept-alive connection is closed by the server; its worker must not idle on
+            for thread in busy:
+                thread.join(timeout=5)
+            assert not [t for t in busy if t.is_alive()]
     finally:
         api.stop()

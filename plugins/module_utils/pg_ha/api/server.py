@@ -258,6 +258,14 @@ class RestApiServer:
             thread.join(timeout=5)
         self._httpd = self._thread = None
 
+    def worker_threads(self) -> list[threading.Thread]:
+        """The connection threads of this server that have not ended yet."""
+        httpd = self._httpd
+        if httpd is None:
+            return []
+        with httpd._workers_lock:
+            return list(httpd.workers)
+
     def access_denied(self, handler: HttpHandler) -> Response | None:
         """None when the unsafe request may proceed, else the 403/401 answer."""
         allowlist = self._allowlist

@@ -24,11 +24,15 @@ class ReusedThreadsMixIn:
     _workers_lock: threading.Lock
     _jobs: queue.Queue[_Job]
     _idle: int
+    _workers_stopped: bool
+    workers: set[threading.Thread]
 
     def _init_workers(self) -> None:
         self._workers_lock = threading.Lock()
         self._jobs = queue.Queue()
         self._idle = 0
+        self._workers_stopped = False
+        self.workers = set()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._workers_lock:
@@ -36,13 +40,24 @@ class ReusedThreadsMixIn:
                 self._idle -= 1  # reserved: that worker cannot time out on us (see _worker)
                 self._jobs.put((request, client_address))
                 return
-        threading.Thread(target=self._worker, args=((request, client_address),),
-                         name="pg_ha-restapi-conn", daemon=True).start()
+            thread = threading.Thread(target=self._worker, args=((request, client_address),),
+                                      name="pg_ha-restapi-conn", daemon=True)
+            self.workers.add(thread)
+        thread.start()
 
     def _worker(self, job: _Job) -> None:
+        try:
+            self._serve(job)
+        finally:
+            with self._workers_lock:
+                self.workers.discard(threading.current_thread())
+
+    def _serve(self, job: _Job) -> None:
         while job is not None:
             self.process_request_thread(*job)  # type: ignore[attr-defined]
             with self._workers_lock:
+                if self._workers_stopped:  # busy while the server stopped: nothing more will come
+                    return
                 self._idle += 1
             try:
                 job = self._jobs.get(timeout=IDLE_EXIT)
@@ -56,6 +71,7 @@ class ReusedThreadsMixIn:
     def stop_workers(self) -> None:
         """End the idle workers (busy ones end with their connections)."""
         with self._workers_lock:
+            self._workers_stopped = True
             idle, self._idle = self._idle, 0
         for _ in range(idle):
             self._jobs.put(None)
