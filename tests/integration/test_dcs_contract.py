@@ -486,3 +486,48 @@ def test_watch_behind_history(kind: str, own_etcd: EtcdServer, make: Make) -> No
     assert a.attempt_to_acquire_leader()
     started = time.monotonic()
     assert b.watch(10) and time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_etcd3_keeps_connections_alive(tls: bool, scope: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idempotent requests (the keepalive of every cycle, reads) reuse one connection, also
+    after etcd restarted (the closed connection is noticed before it is used); a
+    compare-and-swap always opens a new one."""
+    from pg_ha.dcs.etcd3 import Etcd3
+    from pg_ha.dcs.etcd3_client import Etcd3Client
+
+    connects: list[int] = []
+    real_connect = Etcd3Client._connect
+
+    def counting_connect(self: Etcd3Client, index: int, timeout: float) -> Any:
+        if threading.current_thread() is threading.main_thread():  # not the watcher's stream
+            connects.append(index)
+        return real_connect(self, index, timeout)
+    monkeypatch.setattr(Etcd3Client, "_connect", counting_connect)
+    with EtcdServer(name="keepalive", tls=tls) as server:
+        options: dict[str, Any] = {}
+        if tls:
+            options = {"protocol": "https", "cacert": server.cacert, "cert": server.client_cert[0],
+                       "key": server.client_cert[1]}
+        dcs = Etcd3(NS, scope, "a", 10, 3, [server.host_port], **options)
+        try:
+            assert dcs.touch_member({"state": "running"})
+            connects.clear()
+            for _ in range(10):
+                dcs.get_cluster()  # a lease keepalive each time
+                dcs._refresh_lease(0)
+            assert len(connects) == 0
+            for _ in range(3):
+                assert dcs.attempt_to_acquire_leader() in (True, False)
+            assert len(connects) == 3  # one new connection per compare-and-swap
+            server.stop()
+            server.start()
+            connects.clear()
+            cluster = wait_for(dcs.get_cluster, 15, "etcd to answer after its restart")
+            assert cluster.leader is not None and cluster.leader.name == "a"
+            connects.clear()
+            for _ in range(5):
+                dcs._refresh_lease(0)
+            assert len(connects) == 0
+        finally:
+            dcs.close()

@@ -29,7 +29,7 @@ class Api:
     def __init__(self, backend: FakeBackend, settings: RestApiSettings) -> None:
         self.backend = backend
         self.dcs: FakeDCS = backend.dcs
-        self.server = RestApiServer(backend, settings, poll_interval=0.01)
+        self.server = RestApiServer(backend, settings)
         self.server.start()
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,

@@ -72,8 +72,7 @@ def test_render() -> None:
 
 @pytest.fixture
 def server() -> Iterator[RestApiServer]:
-    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0),
-                        poll_interval=0.01)
+    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0))
     api.start()
     yield api
     api.stop()
@@ -128,8 +127,7 @@ def test_connection_threads_are_reused(server: RestApiServer, monkeypatch: pytes
 
 def test_idle_workers_end(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers_mod, "IDLE_EXIT", 0.2)
-    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0),
-                        poll_interval=0.01)
+    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0))
     api.start()
     try:
         exchange(api.port, b"OPTIONS /primary HTTP/1.0\r\n\r\n")
@@ -147,8 +145,7 @@ def test_idle_workers_end(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_workers_busy_at_stop_end_with_their_connection() -> None:
-    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0),
-                        poll_interval=0.01)
+    api = RestApiServer(FakeBackend(three_member_dcs()), RestApiSettings(listen_host="127.0.0.1", listen_port=0))
     api.start()
     try:
         with socket.create_connection(("127.0.0.1", api.port), timeout=5) as held:

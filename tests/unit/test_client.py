@@ -21,7 +21,7 @@ class Running:
         self.backend = FakeBackend(three_member_dcs())
         self.dcs: FakeDCS = self.backend.dcs
         self.server = RestApiServer(self.backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0,
-                                                                  **settings), poll_interval=0.01)
+                                                                  **settings))
         self.server.start()
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -139,12 +140,31 @@ def test_without_a_streaming_watch_every_read_and_write_goes_to_etcd(fake: tuple
     assert gw.seen == ["/v3/kv/range", "/v3/lease/keepalive", "/v3/kv/txn", "/v3/kv/put"]
 
 
-def test_keepalive_is_reused_only_briefly(fake: tuple[Etcd3, type[FakeGateway]]) -> None:
+def test_keepalive_of_a_member_that_is_not_the_leader_every_third_of_the_ttl(
+        fake: tuple[Etcd3, type[FakeGateway]]) -> None:
     dcs, gw = fake
     dcs.touch_member(MEMBER)
-    stream(dcs, 21, members__me=Node(VALUE, 21, LEASE))
+    stream(dcs, 21, members__me=Node(VALUE, 21, LEASE), leader=Node("other", 5, 9))
+    assert dcs.keepalive_interval() == pytest.approx(10 / 3)
     gw.seen.clear()
-    dcs.get_cluster()  # always a keepalive of its own: it is also the check that etcd answers
+    dcs._keepalive_at = time.monotonic() - 10 / 3 + 1  # younger than ttl/3: the cache serves
+    dcs.get_cluster()
+    dcs.touch_member(MEMBER)
+    assert gw.seen == []
+    dcs._keepalive_at = time.monotonic() - 10 / 3 - 0.01  # ttl/3 old: keep the member key alive
+    dcs.get_cluster()
+    dcs.touch_member(MEMBER)  # reuses it
+    assert gw.seen == ["/v3/lease/keepalive"]
+
+
+def test_leader_keepalive_every_cycle_and_a_ttl_change_grants_a_new_lease(
+        fake: tuple[Etcd3, type[FakeGateway]]) -> None:
+    dcs, gw = fake
+    dcs.touch_member(MEMBER)
+    stream(dcs, 21, members__me=Node(VALUE, 21, LEASE), leader=Node("me", 5, LEASE))
+    assert dcs.keepalive_interval() == 0
+    gw.seen.clear()
+    dcs.get_cluster()  # always a keepalive of its own: the lock refresh, and the check that etcd answers
     dcs.touch_member(MEMBER)  # reuses it
     assert gw.seen == ["/v3/lease/keepalive"]
     dcs.set_ttl(2)  # ttl/4 = 0.5 s; a changed ttl means a new lease anyway

@@ -142,7 +142,7 @@ def servers() -> Iterator[dict[str, RestApiServer]]:
     for name, (on, status) in specs.items():
         config = with_failsafe(replace(make_config(), name=name), on)
         backend = FakeBackend(FakeDCS(name), config=config, status=status(config))
-        server = RestApiServer(backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0), poll_interval=0.01)
+        server = RestApiServer(backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0))
         server.start()
         started[name] = server
     yield started
@@ -238,7 +238,7 @@ def test_calls_carry_the_rest_api_credentials() -> None:
     config = with_failsafe(replace(make_config(), name="pg1"))
     backend = FakeBackend(FakeDCS("pg1"), config=config, status=replica_status(config))
     server = RestApiServer(backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0, username="u",
-                                                    password="secret"), poll_interval=0.01)
+                                                    password="secret"))
     server.start()
     try:
         body = {"name": "pg0"}

@@ -114,3 +114,75 @@ def test_refused_and_timeout() -> None:
         with pytest.raises(TimeoutError):
             conn.getresponse("GET")
         conn.close()
+
+
+def keepalive_server(answers: int, close_after: bool) -> tuple[socket.socket, threading.Thread, list[bytes]]:
+    """One connection: answers `answers` requests on it, then closes it if `close_after`."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for i in range(answers):
+                data = b""
+                while not data.endswith(b"{}"):
+                    data += conn.recv(65536)
+                received.append(data)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(i)), i))
+            if not close_after:
+                conn.recv(1)  # hold the connection until the client closes it
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread, received
+
+
+def test_connection_carries_several_requests() -> None:
+    listener, thread, received = keepalive_server(3, close_after=False)
+    conn = Connection("127.0.0.1", listener.getsockname()[1], 5)
+    try:
+        for i in range(3):
+            if i:
+                assert conn.usable_again(5)
+            conn.request("POST", "/x", b"{}")
+            resp = conn.getresponse()
+            assert resp.read() == str(i).encode() and resp.keeps_connection
+        assert len(received) == 3 and conn.requests == 3
+    finally:
+        conn.close()
+        thread.join(5)
+        listener.close()
+
+
+def test_connection_closed_by_the_server_is_not_reused() -> None:
+    listener, thread, _ = keepalive_server(1, close_after=True)
+    conn = Connection("127.0.0.1", listener.getsockname()[1], 5)
+    try:
+        conn.request("POST", "/x", b"{}")
+        assert conn.getresponse().read() == b"0"
+        thread.join(5)  # the server has closed its end
+        assert not conn.usable_again(5)
+    finally:
+        conn.close()
+        listener.close()
+
+
+@pytest.mark.parametrize(("answer", "keeps"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", True),
+])
+def test_keeps_connection_only_after_a_whole_http11_response(
+        raw_server: tuple[int, list[bytes], list[bytes]], answer: bytes, keeps: bool) -> None:
+    port, answers, _ = raw_server
+    answers.append(answer)
+    conn, resp = get(port)
+    try:
+        assert not resp.keeps_connection  # type: ignore[attr-defined]  # body not read yet
+        assert resp.read() == b"{}"  # type: ignore[attr-defined]
+        assert resp.keeps_connection is keeps  # type: ignore[attr-defined]
+    finally:
+        conn.close()

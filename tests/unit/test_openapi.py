@@ -80,8 +80,7 @@ class Live:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self.backend = FakeBackend(three_member_dcs())
-        self.server = RestApiServer(self.backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0),
-                                    poll_interval=0.01)
+        self.server = RestApiServer(self.backend, RestApiSettings(listen_host="127.0.0.1", listen_port=0))
         self.server.start()
         self.checked: set[tuple[str, str, int]] = set()
 

@@ -23,6 +23,7 @@ from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, LocalView, Policy, decide
 from .memory import trim_now_and_then
 from .peers import fetch_peers
+from .postgresql.query import LocalState
 from .quorum_leader import manage_quorum
 from .settings import Config
 from .status import CycleFacts, member_data, member_role, patroni_status
@@ -73,6 +74,7 @@ class Daemon:
         self._pg_settings_dirty = False
         self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
         self._not_streaming_since: float | None = None
+        self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's _gather
         self._streamed_tli = 0  # newest timeline we streamed (pg_control lags until a restartpoint)
         self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
@@ -243,7 +245,7 @@ class Daemon:
         decision = applied
         self._watchdog_step(applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
-            self._leader_duties(cluster, facts)
+            self._leader_duties(cluster, decision)
         self._manage_vip(decision)
         self._maybe_scheduled_restart(facts)
         self._publish(cluster, facts, decision)
@@ -269,7 +271,7 @@ class Daemon:
         empty = self.pg.data_dir_empty() if not busy else False
         if not empty and not busy and self._incomplete_data_dir():
             empty = True
-        state = self.pg.state()
+        state = self._cycle_state = self.pg.state()
         leader = cluster.leader.name if cluster.leader else None
         need_peers = not busy and not empty and (
             leader is None or (leader == self._config.name and cluster.failover is not None))
@@ -336,7 +338,14 @@ class Daemon:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \
             not self.executor.busy and self.pg.is_running()
 
-    def _leader_duties(self, cluster: Cluster, facts: CycleFacts) -> None:
+    def _state_after(self, decision: Decision) -> LocalState:
+        """PostgreSQL's state after this cycle's action: the one read at the start of the
+        cycle when the action did not touch PostgreSQL (an idle leader: one query a cycle)."""
+        if decision.action in (Action.UPDATE_LOCK, Action.NOOP) and self._cycle_state is not None:
+            return self._cycle_state
+        return self.pg.state()
+
+    def _leader_duties(self, cluster: Cluster, decision: Decision) -> None:
         try:
             if cluster.config is None and self._config.bootstrap_dcs is not None:
                 self._dcs.set_config_value(json.dumps(self._config.bootstrap_dcs, separators=(",", ":")))
@@ -359,7 +368,7 @@ class Daemon:
                 self.pg.sync_replication_slots(names, in_recovery_ok=self._config.dynamic.standby_cluster is not None)
                 self.pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
                                               for n, s in slots.items() if s.get("type") == "logical"})
-            state = self.pg.state()  # after this cycle's action (e.g. a promotion): one query for both
+            state = self._state_after(decision)  # one state for both
             self._update_history(cluster, state)
             self._manage_sync(cluster, state)
             self.failsafe.publish(self._dcs, cluster, self._config)
@@ -374,7 +383,7 @@ class Daemon:
         if not holds_lease(decision.action.value, self.executor.busy is not None):
             vip.release("I do not hold the leader lock")
             return
-        state = self.pg.state()  # after this cycle's action (e.g. a promotion)
+        state = self._state_after(decision)
         if state.running and state.in_recovery is False:
             vip.acquire()
         else:

@@ -3,11 +3,13 @@
 """A small HTTP/1.1 client connection for the daemon (etcd v3 gateway, peers' REST APIs).
 
 http.client imports the email package (about 1 MB of the daemon's resident memory) to
-parse response headers. The daemon needs much less: one request per connection, a
-body by Content-Length, chunked encoding (etcd's watch stream, read line by line) or
-until the server closes. Standard library only."""
+parse response headers. The daemon needs much less: a body by Content-Length, chunked
+encoding (etcd's watch stream, read line by line) or until the server closes; a connection
+whose response was read to its end can carry the next request (keep-alive). Standard
+library only."""
 from __future__ import annotations
 
+import select
 import socket
 from typing import IO, Any
 
@@ -37,6 +39,7 @@ class Response:
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise HttpError(f"bad status line {line[:80]!r}")
         self.status = int(parts[1])
+        self.version = parts[0]
         self.reason = parts[2] if len(parts) > 2 else ""
         self.headers: dict[str, str] = {}
         for _ in range(MAX_HEADERS + 1):
@@ -95,6 +98,12 @@ class Response:
         self._done = True
         return data
 
+    @property
+    def keeps_connection(self) -> bool:
+        """Read to its end, HTTP/1.1 and no "Connection: close": the connection can be reused."""
+        return (self._done and not self._pending and self.version == "HTTP/1.1"
+                and "close" not in self.headers.get("connection", "").lower())
+
     def readline(self) -> bytes:
         """One line of a (streamed) body, b"" at its end. Socket timeouts propagate."""
         if not self.chunked:
@@ -124,6 +133,22 @@ class Connection:
         self.context = context
         self.sock: socket.socket | None = None
         self._fp: IO[bytes] | None = None
+        self.requests = 0  # requests sent on this connection
+
+    def usable_again(self, timeout: float) -> bool:
+        """For an idle kept-alive connection: still open, nothing unread (a server that
+        closed it made it readable: EOF). Sets `timeout` for the next request."""
+        sock = self.sock
+        if sock is None or self._fp is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable or (self.context is not None and sock.pending()):  # type: ignore[attr-defined]
+                return False
+            sock.settimeout(timeout)
+        except (OSError, ValueError):
+            return False
+        return True
 
     def connect(self) -> None:
         sock = socket.create_connection((_host_bytes(self.host), self.port), self.timeout)  # type: ignore[arg-type]
@@ -146,12 +171,14 @@ class Connection:
         if body is not None or method in ("POST", "PUT", "PATCH"):
             fields["Content-Length"] = str(len(body or b""))
         head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+        self.requests += 1
         self.sock.sendall(head.encode("latin-1") + (body or b""))
 
     def getresponse(self, method: str = "POST") -> Response:
         if self.sock is None:
             raise HttpError("not connected")
-        self._fp = self.sock.makefile("rb")
+        if self._fp is None:  # one buffered reader per connection: it may hold the next response
+            self._fp = self.sock.makefile("rb")
         return Response(self._fp, method)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import selectors
 import socket
 import socketserver
 import ssl
@@ -25,6 +26,7 @@ from ..settings import RestApiSettings
 from .access import REALM, address_allowed, build_allowlist, check_basic_auth, member_networks
 from .backend import ApiBackend
 from .handlers import dispatch
+from .inline import PEEK_BYTES, answer_inline
 from .messages import ApiError, Request, Response
 from .protocol import HttpHandler
 from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
@@ -70,6 +72,9 @@ def listen_candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, 
     return [(info[0], str(info[4][0])) for info in infos]
 
 
+_PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+
 class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -82,7 +87,54 @@ class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self._init_workers()
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__(address, _Handler)
+
+    def serve(self) -> None:
+        """Accept connections until wake(). Blocks in select without a timeout: an idle
+        REST API costs no wakeups (serve_forever polls every poll_interval)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                ready = selector.select()
+                if any(key.fileobj is self._wake_r for key, _ in ready):
+                    return
+                try:
+                    request, client_address = self.get_request()
+                except OSError:
+                    continue
+                try:
+                    if self._one_shot_check(request):
+                        self.process_request_thread(request, client_address)  # answers and closes
+                    else:
+                        self.process_request(request, client_address)
+                except Exception:  # noqa: BLE001 - as socketserver: log, drop the connection, go on
+                    self.handle_error(request, client_address)
+                    self.shutdown_request(request)
+
+    @staticmethod
+    def _one_shot_check(request: socket.socket) -> bool:
+        """A plain-HTTP health check already received whole (see inline.py)."""
+        if isinstance(request, ssl.SSLSocket):
+            return False
+        try:
+            peeked = request.recv(PEEK_BYTES, _PEEK_FLAGS)
+        except OSError:  # nothing there yet (BlockingIOError) or the client is gone
+            return False
+        return answer_inline(peeked)
+
+    def wake(self) -> None:
+        """End serve()."""
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def server_bind(self) -> None:
         # TCPServer.server_bind without HTTPServer's reverse DNS lookup (getfqdn).
@@ -183,7 +235,8 @@ class _Handler(HttpHandler):
         method = self.command.upper()
         parts = urlsplit(self.path)
         path = normalize_path(parts.path)
-        query = {key: values[0] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        query = {key: values[0] for key, values in parse_qs(parts.query, keep_blank_values=True).items()} \
+            if parts.query else {}
         try:
             response = self._respond(method, path, query)
         except ApiError as exc:
@@ -206,10 +259,9 @@ class _Handler(HttpHandler):
 class RestApiServer:
     """The daemon's REST API: ``start()`` listens on a daemon thread, ``stop()`` closes."""
 
-    def __init__(self, backend: ApiBackend, settings: RestApiSettings, poll_interval: float = 0.5) -> None:
+    def __init__(self, backend: ApiBackend, settings: RestApiSettings) -> None:
         self.backend = backend
         self.settings = settings
-        self.poll_interval = poll_interval  # how fast stop() is noticed by the accept loop
         self._allowlist = build_allowlist(settings.allowlist)
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -239,8 +291,7 @@ class RestApiServer:
         if self._httpd is None:
             raise OSError(f"cannot listen on {self.settings.listen_host}:{self.settings.listen_port}:"
                           f" {last_error}")
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": self.poll_interval},
-                                        name="pg_ha-restapi", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve, name="pg_ha-restapi", daemon=True)
         self._thread.start()
         logger.info("REST API listening on %s:%s", self.settings.listen_host, self.port)
 
@@ -249,13 +300,12 @@ class RestApiServer:
         httpd, thread = self._httpd, self._thread
         if httpd is None:
             return
-        if thread is not None and thread.is_alive():
-            httpd.shutdown()
+        httpd.wake()
+        if thread is not None:
+            thread.join(timeout=5)
         httpd.server_close()
         httpd.close_connections()
         httpd.stop_workers()
-        if thread is not None:
-            thread.join(timeout=5)
         self._httpd = self._thread = None
 
     def worker_threads(self) -> list[threading.Thread]:

@@ -7,8 +7,9 @@ through ``/v3/kv/txn``. A background thread (etcd3_watch.py) streams ``/v3/watch
 whole scope into a cache (kvcache.py) and wakes :meth:`Etcd3.watch` when the leader key is
 deleted or changes owner, or the failover key is written or deleted.
 
-Requests at idle, per cycle: one lease keepalive (in get_cluster: it also proves etcd is
-reachable), served from the cache while the watch streams. The member key and the leader's
+Requests at idle: one lease keepalive per cycle on the leader, one per ttl/3 on the other
+members (in get_cluster: it also proves etcd is reachable); the cluster is served from the
+cache while the watch streams. The member key and the leader's
 optime are written only when their content changed (or the lease did: the keepalive keeps
 keys bound to the lease alive); the leader's lock is checked by a compare-and-set only when
 the cache does not already show it ours on our live lease. Our own writes are read back: a
@@ -96,13 +97,15 @@ class Etcd3(AbstractDCS):
             self._wrote(doc)
         return succeeded
 
-    def _refresh_lease(self, reuse: bool = True) -> int:
-        """Keep our lease alive; grant a new one when it expired or the ttl changed. With
-        `reuse`, a keepalive sent less than KEEPALIVE_REUSE (and ttl/4) ago counts: one
-        keepalive serves the reads and writes of one cycle."""
+    def _refresh_lease(self, max_age: float | None = None) -> int:
+        """Keep our lease alive; grant a new one when it expired or the ttl changed. A
+        keepalive sent less than `max_age` seconds ago counts (default: KEEPALIVE_REUSE and
+        ttl/4, so one keepalive serves the reads and writes of one cycle; 0: send one now)."""
+        if max_age is None:
+            max_age = min(KEEPALIVE_REUSE, self.ttl / 4)
         with self._lease_lock:
             if self._lease is not None and self._lease_ttl == self.ttl:
-                if reuse and time.monotonic() - self._keepalive_at < min(KEEPALIVE_REUSE, self.ttl / 4):
+                if time.monotonic() - self._keepalive_at < max_age:
                     return self._lease
                 sent = time.monotonic()
                 self._keepalive_at = 0.0  # a failed keepalive is never reused
@@ -121,9 +124,9 @@ class Etcd3(AbstractDCS):
             self._lease, self._lease_ttl, self._keepalive_at = lease, self.ttl, sent
             return lease
 
-    def _with_lease(self, func: Callable[[int], T]) -> T:
+    def _with_lease(self, func: Callable[[int], T], max_age: float | None = None) -> T:
         """Run `func(lease)`; if etcd lost the lease meanwhile, once more with a new one."""
-        lease = self._refresh_lease()
+        lease = self._refresh_lease(max_age)
         try:
             return func(lease)
         except EtcdError as exc:
@@ -172,13 +175,24 @@ class Etcd3(AbstractDCS):
         self.cache.reset(nodes, revision)
         return revision
 
+    def keepalive_interval(self) -> float:
+        """How often get_cluster keeps the lease alive. Every cycle while the cache shows us
+        holding the leader key: that keepalive is the leader's lock refresh. Otherwise only
+        the member key hangs on the lease: a keepalive once ttl/3 is old leaves it alive
+        through one failed keepalive, with a third of the requests at ttl=10/loop_wait=2."""
+        leader = self.cache.node("leader")
+        if leader is not None and leader.value == self.name:
+            return 0.0
+        return self.ttl / 3
+
     def _cache_usable(self) -> bool:
-        """The watch streams into the cache, our last write is in it, and etcd answers now:
-        the lease keepalive of this cycle doubles as the check (no lease yet: read etcd)."""
+        """The watch streams into the cache, our last write is in it, and etcd answered
+        within keepalive_interval(): the lease keepalive doubles as the check (no lease
+        yet: read etcd). A write (acquiring the lock) always sends a fresh keepalive."""
         watcher = self._watcher
         if self._lease is None or watcher is None or not watcher.is_alive() or not self.cache.streaming:
             return False
-        self._refresh_lease(reuse=False)  # raises DCSError when etcd does not answer
+        self._refresh_lease(self.keepalive_interval())  # raises DCSError when etcd does not answer
         return self.cache.wait_for(self._written, READ_BACK_WAIT)
 
     def get_cluster(self) -> Cluster:
@@ -202,7 +216,8 @@ class Etcd3(AbstractDCS):
                 self._wrote(self._client.call("/v3/kv/put", {"key": b64(key), "value": b64(value),
                                                              "lease": str(lease)}))
             return True
-        return self._with_lease(put)
+        # the member key needs no fresher lease than get_cluster keeps (the leader's: this cycle's)
+        return self._with_lease(put, max(min(KEEPALIVE_REUSE, self.ttl / 4), self.keepalive_interval()))
 
     def attempt_to_acquire_leader(self) -> bool:
         key = self.leader_path
@@ -300,3 +315,4 @@ class Etcd3(AbstractDCS):
             except DCSError as exc:
                 if not (isinstance(exc, EtcdError) and exc.lease_not_found):
                     logger.warning("could not revoke etcd lease %x: %s", lease, exc)
+        self._client.close()

@@ -94,10 +94,16 @@ def as_int(value: Any) -> int | None:
         return None
 
 
+IDLE_CONNECTIONS = 2  # kept-alive connections kept per etcd host
+
+
 class Etcd3Client:
     """POSTs JSON to the v3 gateway of the first etcd that answers, sticking to it.
 
-    Every :meth:`call` takes at most ``retry_timeout`` seconds in total."""
+    Every :meth:`call` takes at most ``retry_timeout`` seconds in total. Idempotent calls
+    (the lease keepalive of every cycle, reads) reuse a kept-alive connection: no TCP (and
+    TLS) handshake per request. A compare-and-swap always goes on a new connection, so an
+    error can never come from a connection the server had already closed."""
 
     def __init__(self, hosts: list[str] | tuple[str, ...] | str, protocol: str = "http",
                  username: str | None = None, password: str | None = None,
@@ -111,6 +117,8 @@ class Etcd3Client:
         self._token: str | None = None  # None: not authenticated yet; "": auth disabled
         self._auth_lock = threading.Lock()
         self._current = 0
+        self._idle: dict[int, list[Connection]] = {}
+        self._idle_lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         if protocol == "https":
             self._ssl = ssl.create_default_context(cafile=cacert)
@@ -124,6 +132,32 @@ class Etcd3Client:
     def invalidate_token(self) -> None:
         self._token = None
 
+    def _kept_alive(self, index: int, timeout: float) -> Connection | None:
+        while True:
+            with self._idle_lock:
+                idle = self._idle.get(index)
+                conn = idle.pop() if idle else None
+            if conn is None or conn.usable_again(timeout):
+                return conn
+            conn.close()
+
+    def _release(self, index: int, conn: Connection, resp: Response) -> None:
+        if resp.keeps_connection:
+            with self._idle_lock:
+                idle = self._idle.setdefault(index, [])
+                if len(idle) < IDLE_CONNECTIONS:
+                    idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        with self._idle_lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            conn.close()
+
     def _connect(self, index: int, timeout: float) -> Connection:
         host, port = self.hosts[index]
         conn = Connection(host, port, timeout, self._ssl)
@@ -135,18 +169,20 @@ class Etcd3Client:
         return conn
 
     def _start(self, index: int, path: str, body: dict[str, Any], timeout: float, auth: bool = True,
-               extra_headers: dict[str, str] | None = None,
+               extra_headers: dict[str, str] | None = None, reuse: bool = False,
                ) -> tuple[Connection, Response]:
         headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if auth and self.username:
             token = self._token if self._token is not None else self._authenticate(index, timeout)
             if token:
                 headers["Authorization"] = token
-        conn = self._connect(index, timeout)
+        conn = (self._kept_alive(index, timeout) if reuse else None) or self._connect(index, timeout)
         try:
             conn.request("POST", path, body=json.dumps(body).encode("utf-8"), headers=headers)
         except OSError as exc:
             conn.close()
+            if conn.requests > 1:  # a kept-alive connection the server closed meanwhile
+                raise HttpError(f"{self.host_name(index)}: kept-alive connection failed: {exc!r}") from exc
             raise NotSent(f"{self.host_name(index)}: {exc}") from exc
         try:
             return conn, conn.getresponse()
@@ -155,12 +191,14 @@ class Etcd3Client:
             raise
 
     def _post(self, index: int, path: str, body: dict[str, Any], timeout: float,
-              auth: bool = True) -> dict[str, Any]:
-        conn, resp = self._start(index, path, body, timeout, auth)
+              auth: bool = True, reuse: bool = False) -> dict[str, Any]:
+        conn, resp = self._start(index, path, body, timeout, auth, reuse=reuse)
         try:
             data = resp.read()
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._release(index, conn, resp)
         try:
             doc = json.loads(data) if data.strip() else {}
         except ValueError:
@@ -199,7 +237,7 @@ class Etcd3Client:
                 raise DCSError(f"etcd {path} failed within {self.retry_timeout}s: {last}")
             timeout = max(min(remaining, 1.0), remaining / count)
             try:
-                conn_result = self._post(index, path, body, timeout)
+                conn_result = self._post(index, path, body, timeout, reuse=idempotent)
                 self._current = index
                 return conn_result
             except EtcdError as exc:
