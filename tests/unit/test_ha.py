@@ -435,29 +435,37 @@ def outage(**kw: object) -> OutageView:
 
 ALL_ACCEPT = {"pg1": True, "pg2": True}
 OUTAGE_CASES = [
-    # id, view, expected action, expected message (exact)
-    ("replica-waits", outage(name="pg1", in_recovery=True), Action.NOOP, "DCS is not accessible"),
-    ("stopped-waits", outage(running=False), Action.NOOP, "DCS is not accessible"),
-    ("busy-primary-waits", outage(busy="restarting"), Action.NOOP, "DCS is not accessible: restarting in progress"),
-    ("paused-primary-keeps-running", outage(paused=True, failsafe_mode=False), Action.NOOP,
+    # id, view, expected action, consented (still the leader: keep VIP + watchdog), expected message (exact)
+    ("replica-waits", outage(name="pg1", in_recovery=True), Action.NOOP, False, "DCS is not accessible"),
+    ("replica-ignores-answers", outage(name="pg1", in_recovery=True, answers=ALL_ACCEPT), Action.NOOP, False,
+     "DCS is not accessible"),
+    ("stopped-waits", outage(running=False), Action.NOOP, False, "DCS is not accessible"),
+    ("busy-primary-waits", outage(busy="restarting"), Action.NOOP, False,
+     "DCS is not accessible: restarting in progress"),
+    ("busy-primary-ignores-answers", outage(busy="restarting", answers=ALL_ACCEPT), Action.NOOP, False,
+     "DCS is not accessible: restarting in progress"),
+    ("paused-primary-keeps-running", outage(paused=True, failsafe_mode=False), Action.NOOP, False,
      "PAUSE: DCS is not accessible, continue to run as primary without lock"),
-    ("failsafe-off-demotes", outage(failsafe_mode=False, answers=ALL_ACCEPT), Action.DEMOTE,
+    ("paused-primary-with-answers-not-consented", outage(paused=True, answers=ALL_ACCEPT), Action.NOOP, False,
+     "PAUSE: DCS is not accessible, continue to run as primary without lock"),
+    ("failsafe-off-demotes", outage(failsafe_mode=False, answers=ALL_ACCEPT), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader"),
-    ("no-topology-demotes", outage(known_topology=None), Action.DEMOTE,
+    ("no-topology-demotes", outage(known_topology=None), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no failsafe topology is known)"),
-    ("not-in-topology-demotes", outage(known_topology=TOPOLOGY_WITHOUT_PG1, name="pg1"), Action.DEMOTE,
+    ("not-in-topology-demotes", outage(known_topology=TOPOLOGY_WITHOUT_PG1, name="pg1"), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader "
      "(failsafe: I (pg1) am not in the failsafe topology)"),
-    ("every-member-accepts-continues", outage(answers=ALL_ACCEPT), Action.NOOP,
+    ("every-member-accepts-continues", outage(answers=ALL_ACCEPT), Action.NOOP, True,
      "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
-    ("one-member-refuses-demotes", outage(answers={"pg1": True, "pg2": False}), Action.DEMOTE,
+    ("one-member-refuses-demotes", outage(answers={"pg1": True, "pg2": False}), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg2)"),
-    ("unanswered-member-demotes", outage(answers={"pg2": True}), Action.DEMOTE,
+    ("unanswered-member-demotes", outage(answers={"pg2": True}), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1)"),
-    ("nobody-asked-demotes", outage(answers=None), Action.DEMOTE,
+    ("nobody-asked-demotes", outage(answers=None), Action.DEMOTE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1, pg2)"),
     ("single-member-continues", outage(known_topology={"pg0": "http://127.0.0.1:8008/pg0"}, answers={}),
-     Action.NOOP, "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
+     Action.NOOP, True,
+     "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
 ]
 
 
@@ -474,9 +482,9 @@ def test_after_outage_the_expired_key_is_taken_again_before_demoting() -> None:
 
 @pytest.mark.parametrize("case", OUTAGE_CASES, ids=[c[0] for c in OUTAGE_CASES])
 def test_outage_decision_table(case: tuple) -> None:
-    _, view, action, message = case
+    _, view, action, consented, message = case
     decision = decide_without_dcs(view)
-    assert (decision.action, decision.message) == (action, message)
+    assert (decision.action, decision.consented, decision.message) == (action, consented, message)
 def test_failover_priority_zero_means_never_promote() -> None:
     """The daemon maps failover_priority 0 to nofailover (Config.nofailover); peers too."""
     from pg_ha.dcs.base import Member as M

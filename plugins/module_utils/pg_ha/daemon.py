@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import config as config_mod
-from . import failsafe as failsafe_mod
 from . import standby
 from . import sync as sync_mod
 from .actions import Executor, data_was_primary
@@ -535,8 +534,7 @@ class Daemon:
                           known_topology=self.failsafe.topology)
         decision = self.failsafe.decide(view, self._config, self._config.postgresql.conn_url, state.wal_lsn or 0)
         logger.info("%s", decision.message)
-        consented = decision.message == failsafe_mod.CONTINUE
-        if consented:  # every member consented: still the leader, so keep the VIP and the watchdog
+        if decision.consented:  # every member consented: still the leader, so keep the VIP and the watchdog
             self.watchdog.keepalive()
         else:
             self.executor.vip.release("the DCS is not accessible: the leader lease is unknown")

@@ -70,27 +70,36 @@ def members_to_ask(view: OutageView) -> dict[str, str] | None:
     return {str(n): str(u) for n, u in known.items() if n != view.name}
 
 
-def decide_without_dcs(view: OutageView) -> Decision:
+@dataclass(frozen=True)
+class OutageDecision(Decision):
+    """The decision of a cycle without the DCS. ``consented``: every other member of the
+    failsafe topology accepted our POST /failsafe, so we are still the leader (we keep the
+    VIP and the watchdog, and GET /patroni says failsafe_mode_is_active)."""
+
+    consented: bool = False
+
+
+def decide_without_dcs(view: OutageView) -> OutageDecision:
     """The decision of a cycle in which the DCS could not be read."""
     if not view.running or view.in_recovery:
-        return Decision(Action.NOOP, NOT_ACCESSIBLE)
+        return OutageDecision(Action.NOOP, NOT_ACCESSIBLE)
     if view.busy:
-        return Decision(Action.NOOP, f"{NOT_ACCESSIBLE}: {view.busy} in progress")
+        return OutageDecision(Action.NOOP, f"{NOT_ACCESSIBLE}: {view.busy} in progress")
     if view.paused:
-        return Decision(Action.NOOP, f"PAUSE: {NOT_ACCESSIBLE}, continue to run as primary without lock")
+        return OutageDecision(Action.NOOP, f"PAUSE: {NOT_ACCESSIBLE}, continue to run as primary without lock")
     if not view.failsafe_mode:
-        return Decision(Action.DEMOTE, DEMOTE)
+        return OutageDecision(Action.DEMOTE, DEMOTE)
     others = members_to_ask(view)
     if others is None:
         why = "no failsafe topology is known" if not isinstance(view.known_topology, Mapping) \
             else f"I ({view.name}) am not in the failsafe topology"
-        return Decision(Action.DEMOTE, f"{DEMOTE} (failsafe: {why})")
+        return OutageDecision(Action.DEMOTE, f"{DEMOTE} (failsafe: {why})")
     answers = view.answers or {}
     refused = sorted(n for n in others if not answers.get(n, False))
     if refused:
-        return Decision(Action.DEMOTE,
-                        f"{DEMOTE} (failsafe: no consent from {', '.join(refused)})")
-    return Decision(Action.NOOP, CONTINUE)
+        return OutageDecision(Action.DEMOTE,
+                              f"{DEMOTE} (failsafe: no consent from {', '.join(refused)})")
+    return OutageDecision(Action.NOOP, CONTINUE, consented=True)
 
 
 def after_outage(decision: Decision) -> Decision:

@@ -49,7 +49,7 @@ class FailsafeKeeper:
             self.topology = wanted
             logger.info("failsafe topology written: %s", ", ".join(sorted(wanted)))
 
-    def decide(self, view: rules.OutageView, config: Config, conn_url: str, wal_lsn: int) -> Decision:
+    def decide(self, view: rules.OutageView, config: Config, conn_url: str, wal_lsn: int) -> rules.OutageDecision:
         """Ask the members when the rules say so, then decide the outage cycle."""
         others = rules.members_to_ask(view)
         if others:
@@ -58,7 +58,7 @@ class FailsafeKeeper:
             view = replace(view, answers=self.ask(others, body, config))
         decision = rules.decide_without_dcs(view)
         with self._lock:
-            if decision.message == rules.CONTINUE:
+            if decision.consented:
                 self._active_since = self._active_since or time.monotonic()
             else:
                 self._active_since = None
