@@ -14,21 +14,23 @@ def test_a_replica_that_streamed_the_leaders_timeline_is_not_stuck(monkeypatch: 
     from types import SimpleNamespace
 
     from pg_ha import daemon as daemon_mod
+    from pg_ha import observe
 
     from tests.fakes import FakeDCS, make_config
 
-    monkeypatch.setattr(daemon_mod, "STUCK_AFTER", 0.0)
+    monkeypatch.setattr(observe, "STUCK_AFTER", 0.0)
     dcs = FakeDCS(name="pg1")
     dcs.set_member("pg0", timeline=3)
     dcs.set_leader("pg0")
     cluster = dcs.get_cluster()
     pg = SimpleNamespace(data_dir_empty=lambda: True)
     d = daemon_mod.Daemon(make_config("pg1"), dcs, pg)
+    stuck_following = d.observer.stuck_following
 
     def state(streaming: bool, timeline: int) -> SimpleNamespace:
         receiver = {"status": "streaming", "received_tli": 3} if streaming else None
         return SimpleNamespace(running=True, in_recovery=True, timeline=timeline, wal_receiver=receiver)
 
-    assert d._stuck_following(cluster, state(False, 2), "pg0")  # never streamed timeline 3: check
-    assert not d._stuck_following(cluster, state(True, 3), "pg0")
-    assert not d._stuck_following(cluster, state(False, 2), "pg0")  # leader gone: streamed 3 before
+    assert stuck_following(cluster, state(False, 2), "pg0")  # never streamed timeline 3: check
+    assert not stuck_following(cluster, state(True, 3), "pg0")
+    assert not stuck_following(cluster, state(False, 2), "pg0")  # leader gone: streamed 3 before

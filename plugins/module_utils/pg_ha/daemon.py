@@ -19,9 +19,9 @@ from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .failsafe import OutageView
 from .failsafe_keeper import FailsafeKeeper
-from .ha import Action, Decision, LocalView, Policy, decide
+from .ha import Action, Decision, Policy, decide
 from .memory import trim_now_and_then
-from .peers import fetch_peers
+from .observe import Observer
 from .postgresql.query import LocalState
 from .quorum_leader import manage_quorum
 from .settings import Config
@@ -31,9 +31,6 @@ from .watchdog import parse_watchdog
 from .watchdog.loop import Step, after_cycle
 
 logger = logging.getLogger("pg_ha")
-
-
-STUCK_AFTER = 5.0  # seconds a replica may fail to stream from a newer-timeline leader before a check
 
 
 class FatalError(Exception):
@@ -72,13 +69,12 @@ class Daemon:
         self._reload_requested = False
         self._pg_settings_dirty = False
         self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
-        self._not_streaming_since: float | None = None
-        self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's _gather
-        self._streamed_tli = 0  # newest timeline we streamed (pg_control lags until a restartpoint)
+        self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's gather
         self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
         self._last_message = ""
         self.failsafe = FailsafeKeeper(config.name)
+        self.observer = Observer(pg, self.executor, self.watchdog)
         if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
             self.executor.memory.unverified_primary_data = True
 
@@ -229,7 +225,8 @@ class Daemon:
             logger.error("the watchdog fired while this daemon did not keep it alive: PostgreSQL was fenced")
             self.executor.memory.unverified_primary_data = True
             self.executor.memory.stopped_on_purpose = True
-        view, facts = self._gather(cluster)
+        view, facts, self._cycle_state = self.observer.gather(self._config, cluster, self._dcs_last_seen,
+                                                              self._scheduled_restart)
         decision = self.failsafe.adjust(decide(cluster, view, self._policy()), self._config.dynamic.ttl)
         if cluster.leader is not None:
             logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
@@ -263,75 +260,6 @@ class Daemon:
                       standby_cluster=standby.remote_name(dyn),
                       failsafe_mode=dyn.failsafe_mode,
                       synchronous_quorum=dyn.synchronous_quorum)
-
-    def _gather(self, cluster: Cluster) -> tuple[LocalView, CycleFacts]:
-        memory = self.executor.memory
-        busy = self.executor.busy
-        empty = self.pg.data_dir_empty() if not busy else False
-        if not empty and not busy and self._incomplete_data_dir():
-            empty = True
-        state = self._cycle_state = self.pg.state()
-        leader = cluster.leader.name if cluster.leader else None
-        need_peers = not busy and not empty and (
-            leader is None or (leader == self._config.name and cluster.failover is not None))
-        peers = fetch_peers(cluster, self._config.name, min(2.0, self._config.dynamic.retry_timeout),
-                            self._config.restapi) if need_peers else None
-        sysid = state.sysid or (None if empty or busy else self.pg.sysid())
-        wal = state.wal_lsn or 0
-        view = LocalView(
-            name=self._config.name, now=datetime.now(UTC), data_dir_empty=empty, sysid=sysid,
-            running=state.running, in_recovery=state.in_recovery if state.running else True,
-            timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
-            unverified_primary_data=memory.unverified_primary_data,
-            primary_start_failed=memory.primary_start_failed, nofailover=self._config.nofailover,
-            failover_priority=self._config.failover_priority,
-            replicatefrom=self._config.tags.get("replicatefrom") or None,
-            stuck_following=self._stuck_following(cluster, state, memory.upstream),
-            bootstrap_backoff=self.executor.bootstrap_backoff(),
-            peers=peers, watchdog_usable=self.watchdog.usable())
-        receiver = state.wal_receiver or {}
-        facts = CycleFacts(
-            running=state.running, in_recovery=view.in_recovery, busy=busy,
-            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty,
-            data_dir_empty=empty, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
-            replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
-            replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
-            server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
-            sysid=sysid, pending_restart=bool(state.pending_restart),
-            replication=tuple(state.replication or ()), dcs_last_seen=self._dcs_last_seen,
-            paused=cluster.paused, cluster_unlocked=cluster.leader is None,
-            scheduled_restart=self._scheduled_restart,
-            standby_leader=leader == self._config.name and self._config.dynamic.standby_cluster is not None)
-        return view, facts
-
-    def _incomplete_data_dir(self) -> bool:
-        """A data directory without global/pg_control (an interrupted pg_basebackup) can never
-        start: wipe it so the member clones again."""
-        data_dir = self._config.postgresql.data_dir
-        if os.path.exists(os.path.join(data_dir, "global", "pg_control")) or self.pg.is_running():
-            return False
-        logger.warning("data directory %s has no pg_control (an interrupted basebackup?): removing it "
-                       "to clone again", data_dir)
-        self.executor.memory.unverified_primary_data = False
-        return self.pg.remove_data_dir()
-
-    def _stuck_following(self, cluster: Cluster, state: Any, upstream: str | None) -> bool:
-        """A replica pointed at the leader that has not streamed for STUCK_AFTER seconds while
-        the leader is on a newer timeline: it may have replayed past the fork point."""
-        leader = cluster.leader_member
-        receiver = state.wal_receiver or {}
-        if receiver.get("status") == "streaming" and isinstance(receiver.get("received_tli"), int):
-            self._streamed_tli = max(self._streamed_tli, receiver["received_tli"])
-        suspicious = (state.running and state.in_recovery and leader is not None and upstream == leader.name
-                      and receiver.get("status") != "streaming"
-                      and (leader.timeline or 0) > max(state.timeline or 0, self._streamed_tli))
-        if not suspicious:
-            self._not_streaming_since = None
-            return False
-        now = time.monotonic()
-        if self._not_streaming_since is None:
-            self._not_streaming_since = now
-        return now - self._not_streaming_since >= STUCK_AFTER
 
     def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \

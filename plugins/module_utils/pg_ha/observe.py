@@ -1,0 +1,115 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an HA cycle sees of its own member before deciding: PostgreSQL's state, the data
+directory, the peers' REST answers when a race may be near, read into ha.py's LocalView
+and the CycleFacts the cycle publishes. Also notices a replica stuck behind a newer
+leader timeline (it may have replayed past the fork point)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .actions import Executor
+from .dcs.base import Cluster
+from .ha import LocalView
+from .peers import fetch_peers
+from .postgresql.query import LocalState
+from .settings import Config
+from .status import CycleFacts
+from .watchdog import Watchdog
+
+logger = logging.getLogger("pg_ha")
+
+STUCK_AFTER = 5.0  # seconds a replica may fail to stream from a newer-timeline leader before a check
+
+
+class StuckCheck:
+    """A replica pointed at the leader that has not streamed for STUCK_AFTER seconds while
+    the leader is on a newer timeline. Remembers the newest timeline it streamed, since
+    pg_control's timeline lags on a replica until a restartpoint."""
+
+    def __init__(self) -> None:
+        self._not_streaming_since: float | None = None
+        self._streamed_tli = 0  # newest timeline we streamed
+
+    def __call__(self, cluster: Cluster, state: Any, upstream: str | None) -> bool:
+        leader = cluster.leader_member
+        receiver = state.wal_receiver or {}
+        if receiver.get("status") == "streaming" and isinstance(receiver.get("received_tli"), int):
+            self._streamed_tli = max(self._streamed_tli, receiver["received_tli"])
+        suspicious = (state.running and state.in_recovery and leader is not None and upstream == leader.name
+                      and receiver.get("status") != "streaming"
+                      and (leader.timeline or 0) > max(state.timeline or 0, self._streamed_tli))
+        if not suspicious:
+            self._not_streaming_since = None
+            return False
+        now = time.monotonic()
+        if self._not_streaming_since is None:
+            self._not_streaming_since = now
+        return now - self._not_streaming_since >= STUCK_AFTER
+
+
+class Observer:
+    """One per daemon: reads the local member once per cycle."""
+
+    def __init__(self, pg: Any, executor: Executor, watchdog: Watchdog) -> None:
+        self._pg = pg
+        self._executor = executor
+        self._watchdog = watchdog
+        self.stuck_following = StuckCheck()
+
+    def gather(self, config: Config, cluster: Cluster, dcs_last_seen: int,
+               scheduled_restart: dict[str, Any] | None) -> tuple[LocalView, CycleFacts, LocalState]:
+        """The view ha.decide() gets, the facts the cycle publishes, and the state read."""
+        memory = self._executor.memory
+        busy = self._executor.busy
+        empty = self._pg.data_dir_empty() if not busy else False
+        if not empty and not busy and self._incomplete_data_dir(config):
+            empty = True
+        state = self._pg.state()
+        leader = cluster.leader.name if cluster.leader else None
+        need_peers = not busy and not empty and (
+            leader is None or (leader == config.name and cluster.failover is not None))
+        peers = fetch_peers(cluster, config.name, min(2.0, config.dynamic.retry_timeout),
+                            config.restapi) if need_peers else None
+        sysid = state.sysid or (None if empty or busy else self._pg.sysid())
+        wal = state.wal_lsn or 0
+        view = LocalView(
+            name=config.name, now=datetime.now(UTC), data_dir_empty=empty, sysid=sysid,
+            running=state.running, in_recovery=state.in_recovery if state.running else True,
+            timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
+            unverified_primary_data=memory.unverified_primary_data,
+            primary_start_failed=memory.primary_start_failed, nofailover=config.nofailover,
+            failover_priority=config.failover_priority,
+            replicatefrom=config.tags.get("replicatefrom") or None,
+            stuck_following=self.stuck_following(cluster, state, memory.upstream),
+            bootstrap_backoff=self._executor.bootstrap_backoff(),
+            peers=peers, watchdog_usable=self._watchdog.usable())
+        receiver = state.wal_receiver or {}
+        facts = CycleFacts(
+            running=state.running, in_recovery=view.in_recovery, busy=busy,
+            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty,
+            data_dir_empty=empty, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
+            replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
+            replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
+            server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
+            sysid=sysid, pending_restart=bool(state.pending_restart),
+            replication=tuple(state.replication or ()), dcs_last_seen=dcs_last_seen,
+            paused=cluster.paused, cluster_unlocked=cluster.leader is None,
+            scheduled_restart=scheduled_restart,
+            standby_leader=leader == config.name and config.dynamic.standby_cluster is not None)
+        return view, facts, state
+
+    def _incomplete_data_dir(self, config: Config) -> bool:
+        """A data directory without global/pg_control (an interrupted pg_basebackup) can never
+        start: wipe it so the member clones again."""
+        data_dir = config.postgresql.data_dir
+        if os.path.exists(os.path.join(data_dir, "global", "pg_control")) or self._pg.is_running():
+            return False
+        logger.warning("data directory %s has no pg_control (an interrupted basebackup?): removing it "
+                       "to clone again", data_dir)
+        self._executor.memory.unverified_primary_data = False
+        return self._pg.remove_data_dir()
