@@ -1,5 +1,5 @@
 import pytest
-from pg_ha.daemon import postgres_version_to_int
+from pg_ha.restarts import postgres_version_to_int
 
 
 @pytest.mark.parametrize("text, value", [("9.5.2", 90502), ("9.6", 90600), ("15.4", 150004), ("15", 150000),

@@ -24,6 +24,7 @@ from .memory import trim_now_and_then
 from .observe import Observer
 from .postgresql.query import LocalState
 from .quorum_leader import manage_quorum
+from .restarts import Restarts
 from .settings import Config
 from .status import CycleFacts, member_data, member_role, patroni_status
 from .vip import holds_lease, manager_for
@@ -35,20 +36,6 @@ logger = logging.getLogger("pg_ha")
 
 class FatalError(Exception):
     pass
-
-
-def postgres_version_to_int(version: str) -> int | None:
-    """'9.5.2' -> 90502, '15.4' -> 150004, '15' -> 150000 (server_version_num)."""
-    try:
-        parts = [int(x) for x in version.strip().split(".")]
-    except ValueError:
-        return None
-    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
-        return None
-    if parts[0] >= 10:
-        return parts[0] * 10000 + (parts[1] if len(parts) > 1 else 0)
-    parts += [0] * (3 - len(parts))
-    return parts[0] * 10000 + parts[1] * 100 + parts[2]
 
 
 class Daemon:
@@ -70,11 +57,11 @@ class Daemon:
         self._pg_settings_dirty = False
         self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
         self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's gather
-        self._scheduled_restart: dict[str, Any] | None = None
         self._dcs_last_seen = 0
         self._last_message = ""
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
+        self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
         if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
             self.executor.memory.unverified_primary_data = True
 
@@ -111,48 +98,10 @@ class Daemon:
 
     def restart(self, scheduled_at: datetime | None, postgres_version: str | None,
                 role: str | None, restart_pending: bool, timeout: float | None) -> tuple[int, str]:
-        if scheduled_at is not None:
-            if self._scheduled_restart is not None:
-                return 409, "Another restart is already scheduled"
-            self._scheduled_restart = {"schedule": scheduled_at.isoformat(),
-                                       "postgres_version": postgres_version, "role": role,
-                                       "restart_pending": restart_pending}
-            self.wakeup()
-            return 202, "Restart scheduled"
-        reason = self._restart_refusal(postgres_version, role, restart_pending)
-        if reason:
-            return 503, f"restart conditions are not satisfied: {reason}"
-        if not self.executor.try_begin("restarting"):
-            return 503, f"{self.executor.busy} in progress"
-        try:
-            ok = self.pg.restart(timeout=timeout or 60)
-        finally:
-            self.executor.end()
-            self.wakeup()
-        if ok:
-            self.executor.callbacks.fire("on_restart", str(self._status.get("role", "unknown")))
-        return (200, "restarted successfully") if ok else (503, "restart failed")
-
-    def _restart_refusal(self, postgres_version: str | None, role: str | None, pending: bool) -> str | None:
-        status = self._status
-        if role and role not in (status.get("role"), "any") and \
-                not (role in ("master", "primary", "leader") and status.get("role") == "primary"):
-            return f"role {status.get('role')} does not match {role}"
-        if pending and not status.get("pending_restart"):
-            return "no restart pending"
-        if postgres_version:
-            wanted = postgres_version_to_int(postgres_version)
-            if wanted is None:
-                return f"invalid postgres_version {postgres_version!r}"
-            if int(status.get("server_version") or 0) >= wanted:
-                return f"server version is not lower than {postgres_version}"
-        return None
+        return self.restarts.request(scheduled_at, postgres_version, role, restart_pending, timeout)
 
     def cancel_scheduled_restart(self) -> tuple[int, str]:
-        if self._scheduled_restart is None:
-            return 404, "no restarts are scheduled"
-        self._scheduled_restart = None
-        return 200, "scheduled restart cancelled"
+        return self.restarts.cancel()
 
     def reload(self) -> tuple[int, str]:
         self._reload_requested = True
@@ -226,7 +175,7 @@ class Daemon:
             self.executor.memory.unverified_primary_data = True
             self.executor.memory.stopped_on_purpose = True
         view, facts, self._cycle_state = self.observer.gather(self._config, cluster, self._dcs_last_seen,
-                                                              self._scheduled_restart)
+                                                              self.restarts.scheduled)
         decision = self.failsafe.adjust(decide(cluster, view, self._policy()), self._config.dynamic.ttl)
         if cluster.leader is not None:
             logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
@@ -243,7 +192,7 @@ class Daemon:
         if self._is_leader_now(decision, cluster, facts):
             self._leader_duties(cluster, decision)
         self._manage_vip(decision)
-        self._maybe_scheduled_restart(facts)
+        self.restarts.run_due()
         self._publish(cluster, facts, decision)
 
     def _watchdog_step(self, applied: Decision, cluster: Cluster, facts: CycleFacts) -> None:
@@ -360,27 +309,6 @@ class Daemon:
             old = {int(line[0]): list(line) for line in cluster.history.lines}
             lines = [old.get(line[0], line) for line in lines]
         self._dcs.set_history_value(json.dumps(lines, separators=(",", ":")))
-
-    def _maybe_scheduled_restart(self, facts: CycleFacts) -> None:
-        job = self._scheduled_restart
-        if job is None or self.executor.busy:
-            return
-        when = datetime.fromisoformat(job["schedule"])
-        if when > datetime.now(UTC):
-            return
-        self._scheduled_restart = None
-        reason = self._restart_refusal(job.get("postgres_version"), job.get("role"),
-                                       bool(job.get("restart_pending")))
-        if reason:
-            logger.info("scheduled restart skipped: %s", reason)
-            return
-        logger.info("running the scheduled restart")
-        role = str(self._status.get("role", "unknown"))
-
-        def restart() -> None:
-            if self.pg.restart(timeout=60):
-                self.executor.callbacks.fire("on_restart", role)
-        self.executor.run_async("restarting", restart)
 
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
         self._status = patroni_status(self._config, facts)
