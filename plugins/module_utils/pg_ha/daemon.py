@@ -13,23 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import config as config_mod
-from . import standby
+from . import lease_duties, standby
 from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
-from .failsafe import OutageView
 from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, Policy, decide
 from .memory import trim_now_and_then
 from .observe import Observer
+from .outage import OutagePath
 from .postgresql.query import LocalState
 from .quorum_leader import manage_quorum
 from .restarts import Restarts
 from .settings import Config
 from .status import CycleFacts, member_data, member_role, patroni_status
-from .vip import holds_lease, manager_for
+from .vip import manager_for
 from .watchdog import parse_watchdog
-from .watchdog.loop import Step, after_cycle
 
 logger = logging.getLogger("pg_ha")
 
@@ -61,6 +60,7 @@ class Daemon:
         self._last_message = ""
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
+        self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
         if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
             self.executor.memory.unverified_primary_data = True
@@ -188,19 +188,12 @@ class Daemon:
             return
         logger.info("%s", applied.message)
         decision = applied
-        self._watchdog_step(applied, cluster, facts)
+        lease_duties.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
             self._leader_duties(cluster, decision)
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)
-
-    def _watchdog_step(self, applied: Decision, cluster: Cluster, facts: CycleFacts) -> None:
-        step = after_cycle(applied, cluster.paused, facts.running, facts.in_recovery)
-        if step == Step.ARM:
-            self.watchdog.arm()
-        elif step == Step.DISARM:
-            self.watchdog.disarm()
 
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
@@ -253,17 +246,8 @@ class Daemon:
 
     def _manage_vip(self, decision: Decision) -> None:
         """Every cycle: the VIP is here iff we hold the lease and run as primary (re-added if gone)."""
-        vip = self.executor.vip
-        if vip.settings is None:
-            return
-        if not holds_lease(decision.action.value, self.executor.busy is not None):
-            vip.release("I do not hold the leader lock")
-            return
-        state = self._state_after(decision)
-        if state.running and state.in_recovery is False:
-            vip.acquire()
-        else:
-            vip.release("PostgreSQL is not running as primary")
+        lease_duties.manage_vip(self.executor.vip, decision, self.executor.busy is not None,
+                                lambda: self._state_after(decision))
 
     def _manage_sync(self, cluster: Cluster, state: Any) -> None:
         dyn, me = self._config.dynamic, self._config.name
@@ -381,35 +365,7 @@ class Daemon:
 
     # -- DCS outage ------------------------------------------------------------------------
     def _on_dcs_error(self, exc: DCSError) -> None:
-        logger.error("Error communicating with DCS: %s", exc)
-        state = self.pg.state()
-        known = self._cluster
-        view = OutageView(name=self._config.name, failsafe_mode=self._config.dynamic.failsafe_mode,
-                          paused=bool(known and known.paused), running=state.running,
-                          in_recovery=state.in_recovery, busy=self.executor.busy,
-                          known_topology=self.failsafe.topology)
-        decision = self.failsafe.decide(view, self._config, self._config.postgresql.conn_url, state.wal_lsn or 0)
-        logger.info("%s", decision.message)
-        if decision.consented:  # every member consented: still the leader, so keep the VIP and the watchdog
-            self.watchdog.keepalive()
-        else:
-            self.executor.vip.release("the DCS is not accessible: the leader lease is unknown")
-        if decision.action == Action.DEMOTE:
-            memory = self.executor.memory
-            memory.unverified_primary_data = True
-            memory.stopped_on_purpose = True
-            memory.upstream = None
-            self.pg.stop("immediate")
-            self.watchdog.disarm()
-            self.executor.run_async("starting", lambda: self.pg.start("replica", None, None))
-        elif not state.running or state.in_recovery:
-            self.watchdog.disarm()
-        facts = CycleFacts(running=state.running, in_recovery=state.in_recovery, wal_lsn=state.wal_lsn or 0,
-                           timeline=state.timeline, dcs_last_seen=self._dcs_last_seen,
-                           server_version=state.server_version, busy=self.executor.busy)
-        self._status = patroni_status(self._config, facts)
-        if self.failsafe.is_active(self._config.dynamic.ttl):
-            self._status["failsafe_mode_is_active"] = True
+        self._status = self.outage.handle(exc, self._config, self._cluster, self._dcs_last_seen)
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:
