@@ -4,26 +4,23 @@
 publish (member key + REST status). Also the daemon's side of the REST API."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import config as config_mod
 from . import lease_duties, standby
-from . import sync as sync_mod
 from .actions import Executor, data_was_primary
 from .dcs.base import AbstractDCS, Cluster, DCSError
 from .failsafe_keeper import FailsafeKeeper
 from .ha import Action, Decision, Policy, decide
+from .leader_duties import LeaderDuties
 from .memory import trim_now_and_then
 from .observe import Observer
 from .outage import OutagePath
 from .postgresql.query import LocalState
-from .quorum_leader import manage_quorum
 from .restarts import Restarts
 from .settings import Config
 from .status import CycleFacts, member_data, member_role, patroni_status
@@ -54,12 +51,12 @@ class Daemon:
         self._config_version: int | None = None
         self._reload_requested = False
         self._pg_settings_dirty = False
-        self._slot_seen: dict[str, float] = {}  # member -> when last seen (for member_slots_ttl)
         self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's gather
         self._dcs_last_seen = 0
         self._last_message = ""
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
+        self.leader_duties = LeaderDuties(dcs, pg, self.executor, self.failsafe)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
         if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
@@ -190,7 +187,7 @@ class Daemon:
         decision = applied
         lease_duties.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
-            self._leader_duties(cluster, decision)
+            self.leader_duties.run(self._config, cluster, lambda: self._state_after(decision))
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)
@@ -214,85 +211,10 @@ class Daemon:
             return self._cycle_state
         return self.pg.state()
 
-    def _leader_duties(self, cluster: Cluster, decision: Decision) -> None:
-        try:
-            if cluster.config is None and self._config.bootstrap_dcs is not None:
-                self._dcs.set_config_value(json.dumps(self._config.bootstrap_dcs, separators=(",", ":")))
-            if self._config.postgresql.use_slots:
-                me = self._config.name
-                now = time.monotonic()
-                for m in cluster.members:
-                    if m.name != me and m.tags.get("replicatefrom") in (None, "", me):
-                        self._slot_seen[m.name] = now
-                ttl = self._config.dynamic.member_slots_ttl
-                # a member that vanished (killed, being rebuilt) keeps its slot for member_slots_ttl,
-                # so it can stream the moment it is back and the WAL it needs is still there
-                self._slot_seen = {n: t for n, t in self._slot_seen.items()
-                                   if now - t <= ttl and (cluster.get_member(n) is None or n in
-                                                          {m.name for m in cluster.members
-                                                           if m.tags.get("replicatefrom") in (None, "", me)})}
-                names = {self.pg.slot_name_for(n) for n in self._slot_seen if n != me}
-                slots = self._config.dynamic.slots
-                names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
-                self.pg.sync_replication_slots(names, in_recovery_ok=self._config.dynamic.standby_cluster is not None)
-                self.pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
-                                              for n, s in slots.items() if s.get("type") == "logical"})
-            state = self._state_after(decision)  # one state for both
-            self._update_history(cluster, state)
-            self._manage_sync(cluster, state)
-            self.failsafe.publish(self._dcs, cluster, self._config)
-        except DCSError as exc:
-            logger.warning("leader housekeeping failed: %s", exc)
-
     def _manage_vip(self, decision: Decision) -> None:
         """Every cycle: the VIP is here iff we hold the lease and run as primary (re-added if gone)."""
         lease_duties.manage_vip(self.executor.vip, decision, self.executor.busy is not None,
                                 lambda: self._state_after(decision))
-
-    def _manage_sync(self, cluster: Cluster, state: Any) -> None:
-        dyn, me = self._config.dynamic, self._config.name
-        if not dyn.synchronous_mode or dyn.standby_cluster is not None:  # no sync in a standby cluster
-            if cluster.sync is not None and cluster.sync.leader == me:
-                self._dcs.delete_sync_state(cluster.sync.version)
-            self.executor.set_sync_names(None)
-            return
-        if dyn.synchronous_quorum:
-            manage_quorum(self._dcs, self.executor, cluster, me, state.replication or [])
-            return
-        step = sync_mod.plan(cluster, me, state.replication or [], self.executor.sync_names or (),
-                             dyn.synchronous_node_count, dyn.synchronous_mode_strict)
-        if step.write_key:
-            value = json.dumps({"leader": me, "sync_standby": ",".join(step.key_standbys) or None},
-                               separators=(",", ":"))
-            if not self._dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
-                logger.warning("sync key changed concurrently: synchronous standbys unchanged this cycle")
-                return
-        if step.message:
-            logger.info("%s", step.message)
-        self.executor.set_sync_names(step.standby_names)
-
-    def _update_history(self, cluster: Cluster, state: Any) -> None:
-        timeline = state.timeline or 1
-        known = max((int(line[0]) for line in cluster.history.lines), default=0) if cluster.history else 0
-        if timeline <= 1 or known >= timeline - 1:
-            return
-        path = os.path.join(self._config.postgresql.data_dir, "pg_wal", f"{timeline:08X}.history")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError:
-            return
-        from .postgresql import parse_lsn
-        lines: list[list[Any]] = []
-        for raw in text.splitlines():
-            parts = raw.strip().split("\t")
-            if len(parts) >= 2 and parts[0].isdigit():
-                lines.append([int(parts[0]), parse_lsn(parts[1]), parts[2] if len(parts) > 2 else "",
-                              datetime.now(UTC).isoformat(timespec="seconds"), self._config.name])
-        if cluster.history:  # keep what older entries already said (time, who)
-            old = {int(line[0]): list(line) for line in cluster.history.lines}
-            lines = [old.get(line[0], line) for line in lines]
-        self._dcs.set_history_value(json.dumps(lines, separators=(",", ":")))
 
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
         self._status = patroni_status(self._config, facts)

@@ -1,0 +1,117 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The leader's housekeeping, once per cycle while we hold the lock and PostgreSQL runs:
+the initial cluster config, replication slots (with member_slots_ttl), the timeline
+history key, synchronous standbys (the sync key) and the failsafe key."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import sync as sync_mod
+from .actions import Executor
+from .dcs.base import AbstractDCS, Cluster, DCSError
+from .failsafe_keeper import FailsafeKeeper
+from .postgresql.query import LocalState
+from .quorum_leader import manage_quorum
+from .settings import Config
+
+logger = logging.getLogger("pg_ha")
+
+
+class LeaderDuties:
+    """One per daemon; remembers when each member was last seen (for member_slots_ttl)."""
+
+    def __init__(self, dcs: AbstractDCS, pg: Any, executor: Executor, failsafe: FailsafeKeeper) -> None:
+        self._dcs = dcs
+        self._pg = pg
+        self._executor = executor
+        self._failsafe = failsafe
+        self.slot_seen: dict[str, float] = {}  # member -> when last seen (monotonic seconds)
+
+    def run(self, config: Config, cluster: Cluster, state_after: Callable[[], LocalState]) -> None:
+        """`state_after` gives PostgreSQL's state after this cycle's action (one read for
+        the history and the sync steps). A DCS error ends the housekeeping with a warning."""
+        try:
+            if cluster.config is None and config.bootstrap_dcs is not None:
+                self._dcs.set_config_value(json.dumps(config.bootstrap_dcs, separators=(",", ":")))
+            if config.postgresql.use_slots:
+                self._sync_slots(config, cluster)
+            state = state_after()
+            update_history(self._dcs, config, cluster, state)
+            self._manage_sync(config, cluster, state)
+            self._failsafe.publish(self._dcs, cluster, config)
+        except DCSError as exc:
+            logger.warning("leader housekeeping failed: %s", exc)
+
+    def _sync_slots(self, config: Config, cluster: Cluster) -> None:
+        me = config.name
+        now = time.monotonic()
+        for m in cluster.members:
+            if m.name != me and m.tags.get("replicatefrom") in (None, "", me):
+                self.slot_seen[m.name] = now
+        ttl = config.dynamic.member_slots_ttl
+        # a member that vanished (killed, being rebuilt) keeps its slot for member_slots_ttl,
+        # so it can stream the moment it is back and the WAL it needs is still there
+        self.slot_seen = {n: t for n, t in self.slot_seen.items()
+                          if now - t <= ttl and (cluster.get_member(n) is None or n in
+                                                 {m.name for m in cluster.members
+                                                  if m.tags.get("replicatefrom") in (None, "", me)})}
+        names = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
+        slots = config.dynamic.slots
+        names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
+        self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None)
+        self._pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
+                                       for n, s in slots.items() if s.get("type") == "logical"})
+
+    def _manage_sync(self, config: Config, cluster: Cluster, state: Any) -> None:
+        dyn, me = config.dynamic, config.name
+        if not dyn.synchronous_mode or dyn.standby_cluster is not None:  # no sync in a standby cluster
+            if cluster.sync is not None and cluster.sync.leader == me:
+                self._dcs.delete_sync_state(cluster.sync.version)
+            self._executor.set_sync_names(None)
+            return
+        if dyn.synchronous_quorum:
+            manage_quorum(self._dcs, self._executor, cluster, me, state.replication or [])
+            return
+        step = sync_mod.plan(cluster, me, state.replication or [], self._executor.sync_names or (),
+                             dyn.synchronous_node_count, dyn.synchronous_mode_strict)
+        if step.write_key:
+            value = json.dumps({"leader": me, "sync_standby": ",".join(step.key_standbys) or None},
+                               separators=(",", ":"))
+            if not self._dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
+                logger.warning("sync key changed concurrently: synchronous standbys unchanged this cycle")
+                return
+        if step.message:
+            logger.info("%s", step.message)
+        self._executor.set_sync_names(step.standby_names)
+
+
+def update_history(dcs: AbstractDCS, config: Config, cluster: Cluster, state: Any) -> None:
+    """Publish pg_wal/<timeline>.history as the history key when the key lags behind."""
+    timeline = state.timeline or 1
+    known = max((int(line[0]) for line in cluster.history.lines), default=0) if cluster.history else 0
+    if timeline <= 1 or known >= timeline - 1:
+        return
+    path = os.path.join(config.postgresql.data_dir, "pg_wal", f"{timeline:08X}.history")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return
+    from .postgresql import parse_lsn
+    lines: list[list[Any]] = []
+    for raw in text.splitlines():
+        parts = raw.strip().split("\t")
+        if len(parts) >= 2 and parts[0].isdigit():
+            lines.append([int(parts[0]), parse_lsn(parts[1]), parts[2] if len(parts) > 2 else "",
+                          datetime.now(UTC).isoformat(timespec="seconds"), config.name])
+    if cluster.history:  # keep what older entries already said (time, who)
+        old = {int(line[0]): list(line) for line in cluster.history.lines}
+        lines = [old.get(line[0], line) for line in lines]
+    dcs.set_history_value(json.dumps(lines, separators=(",", ":")))
