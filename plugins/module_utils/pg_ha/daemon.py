@@ -1,7 +1,10 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HA loop: read the DCS, look at PostgreSQL, decide (ha.py), act (actions.py),
-publish (member key + REST status). Also the daemon's side of the REST API."""
+"""The HA loop: read the DCS, look at PostgreSQL (observe.py), decide (ha.py), act
+(actions.py), then the lease's side effects (lease_duties.py), the leader's housekeeping
+(leader_duties.py), a due scheduled restart (restarts.py), and publish (member key + REST
+status); a cycle without the DCS goes to outage.py. Also the daemon's side of the REST API
+and of the configuration (dynamic config from the DCS, reload of the local file)."""
 from __future__ import annotations
 
 import logging
@@ -53,7 +56,6 @@ class Daemon:
         self._pg_settings_dirty = False
         self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's gather
         self._dcs_last_seen = 0
-        self._last_message = ""
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
         self.leader_duties = LeaderDuties(dcs, pg, self.executor, self.failsafe)
