@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pg_ha import lease_duties
 from pg_ha.actions import Executor
 from pg_ha.config import ConfigError, build_config
 from pg_ha.daemon import Daemon
@@ -373,6 +374,17 @@ def test_dcs_outage_releases_the_vip_before_demoting() -> None:
     d.dcs.fail_with = "connection refused"  # type: ignore[attr-defined]
     d.cycle()
     assert rec.calls[:2] == ["vip:release", "stop:immediate"]
+
+
+@pytest.mark.parametrize("consented, expected", [
+    (True, ["watchdog:keepalive"]),   # every member consented (failsafe_mode): still the leader
+    (False, ["vip:release"]),         # the lease is unknown: the address goes at once
+])
+def test_dcs_outage_keeps_the_vip_only_with_consent(consented: bool, expected: list[str]) -> None:
+    rec = Recorder()
+    watchdog = SimpleNamespace(keepalive=lambda: rec.calls.append("watchdog:keepalive"))
+    lease_duties.during_outage(watchdog, FakeVip(rec), consented)  # type: ignore[arg-type]
+    assert rec.calls == expected
 
 
 def test_changed_vip_config_releases_the_old_address_and_manages_the_new_one() -> None:
