@@ -23,7 +23,9 @@ MODES: dict[str, dict[str, Any]] = {
     "async": {},
     "sync_strict": {"synchronous_mode": True, "synchronous_mode_strict": True},
     "quorum": {"synchronous_mode": "quorum", "synchronous_node_count": 1},
+    "async_watchdog": {},  # asynchronous, every member with watchdog mode required (testing driver)
 }
+WATCHDOG_MODES = {"async_watchdog": "required"}
 TTL = 10
 MAX_MEMBERS = 8
 
@@ -55,9 +57,9 @@ class ChaosEnv:
         pg = member.config["postgresql"]
         pg["listen"] = f"127.0.0.1,{pg_address(index)}:{member.pg_port}"
         pg["connect_address"] = f"{pg_address(index)}:{member.pg_port}"
-        if os.environ.get("CHAOS_WATCHDOG"):  # e.g. CHAOS_WATCHDOG=required: the testing driver fences
-            member.config["watchdog"] = {"mode": os.environ["CHAOS_WATCHDOG"], "driver": "testing",
-                                         "safety_margin": 5}
+        watchdog = WATCHDOG_MODES.get(self.mode) or os.environ.get("CHAOS_WATCHDOG")
+        if watchdog:  # e.g. CHAOS_WATCHDOG=required: the testing driver fences (a process SIGKILLs the postmaster)
+            member.config["watchdog"] = {"mode": watchdog, "driver": "testing", "safety_margin": 5}
         member.write_config()
 
     def servers(self) -> list[tuple[str, int, int]]:
@@ -133,9 +135,14 @@ class ChaosEnv:
         standby named in the sync key (a fault before that leaves no promotable member)."""
         deadline = time.monotonic() + timeout
         leader = self.cluster.wait_healthy(timeout)
-        if self.mode != "async":
+        if self.synchronous:
             wait_for(self.sync_standbys, max(1.0, deadline - time.monotonic()), "a synchronous standby in DCS")
         return leader
+
+    @property
+    def synchronous(self) -> bool:
+        """A synchronous mode (strict or quorum): faults wait for a synchronous standby."""
+        return bool(MODES[self.mode].get("synchronous_mode"))
 
     def save_logs(self, label: str) -> None:
         if self.log_dir is None:

@@ -173,7 +173,7 @@ def switchovers(ctx: Context) -> None:
     for i in range(count):
         leader = ctx.env.wait_healthy(120)
         candidates = sorted(others(ctx.env, leader), key=lambda m: m.name)
-        if ctx.env.mode != "async":  # only a synchronous standby may take over
+        if ctx.env.synchronous:  # only a synchronous standby may take over
             path = ctx.env.sync_path
             candidates = wait_for(lambda c=candidates, p=path: [m for m in c if is_sync(m, p)], 60,
                                   "a synchronous standby")

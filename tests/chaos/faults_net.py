@@ -160,7 +160,7 @@ def run(*argv: str) -> None:
 def wal_victim(env: ChaosEnv) -> Member:
     """In synchronous mode the synchronous standby (the hard case), else the first replica."""
     replicas = sorted(others(env, env.leader()), key=lambda m: m.name)
-    if env.mode != "async":
+    if env.synchronous:
         return wait_for(lambda: next((m for m in replicas if is_sync(m)), None), 60, "a synchronous standby")
     return replicas[0]
 

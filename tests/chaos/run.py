@@ -1,5 +1,5 @@
 """Run the fault-injection suite: ``python3 -m tests.chaos.run [--short] [--faults a,b]
-[--modes async,sync_strict] [--runs N] [--report docs/RELIABILITY.md]``."""
+[--modes async,sync_strict,quorum,async_watchdog] [--merge] [--runs N] [--report docs/RELIABILITY.md]``."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,7 @@ def run_mode(mode: str, faults: Sequence[str], runs: int, short: bool, log_dir: 
                                    log_dir=log_dir)
                     print(f"== starting a fresh test bed for {mode}", flush=True)
                     env.start()
-                    if mode != "async" and not env.sync_available():
+                    if env.synchronous and not env.sync_available():
                         print(f"== {mode}: no synchronous standby appeared: not available yet", flush=True)
                         return [Result(f, mode, 0, available=False) for f in faults]
                 seq += 1
@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--report", type=Path, help="write the Markdown table here (JSON beside it)")
     parser.add_argument("--from-json", type=Path, help="render --report from saved results, run nothing")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the results of --report's JSON for the (fault, mode) pairs not run now")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: members are started as user postgres")
@@ -86,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown fault or mode: {', '.join(unknown)}")
         results = run_suite(faults, modes, args.runs, args.short)
     if args.report:
-        save(results, args.report, args.report.with_suffix(".json"))
+        json_path = args.report.with_suffix(".json")
+        if args.merge and json_path.exists() and not args.from_json:
+            ran = {(r.fault, r.mode) for r in results}
+            results = [r for r in load(json_path) if (r.fault, r.mode) not in ran] + results
+        save(results, args.report, json_path)
         print(f"wrote {args.report}")
     else:
         print(render(results))
