@@ -59,7 +59,9 @@ class ChaosEnv:
         pg["connect_address"] = f"{pg_address(index)}:{member.pg_port}"
         watchdog = WATCHDOG_MODES.get(self.mode) or os.environ.get("CHAOS_WATCHDOG")
         if watchdog:  # e.g. CHAOS_WATCHDOG=required: the testing driver fences (a process SIGKILLs the postmaster)
-            member.config["watchdog"] = {"mode": watchdog, "driver": "testing", "safety_margin": 5}
+            # safety_margin 2: timeout 8 s >= loop_wait 2 + retry_timeout 3 + failsafe consent 3 (with 5,
+            # etcd_sigstop_failsafe fenced the primary before the members' consent could keep it)
+            member.config["watchdog"] = {"mode": watchdog, "driver": "testing", "safety_margin": 2}
         member.write_config()
 
     def servers(self) -> list[tuple[str, int, int]]:

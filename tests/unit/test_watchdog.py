@@ -22,7 +22,7 @@ from pg_ha.watchdog.linux import (
     LinuxWatchdog,
 )
 from pg_ha.watchdog.loop import Step, after_cycle
-from pg_ha.watchdog.settings import timing_problem
+from pg_ha.watchdog.settings import FAILSAFE_CONSENT, timing_problem, timing_warning
 
 from tests.fakes import make_config
 
@@ -79,6 +79,28 @@ def test_bad_watchdog_config_is_refused_naming_the_key(raw: dict[str, Any], mess
 def test_timing_problem(margin: int, ttl: int, loop_wait: int, problem: str | None) -> None:
     found = timing_problem(WatchdogSettings(mode="required", safety_margin=margin), ttl, loop_wait)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+@pytest.mark.parametrize(("margin", "ttl", "loop_wait", "retry", "failsafe", "warning"), [
+    (5, 30, 10, 10, False, None),  # Patroni's defaults: 25 >= 20
+    (5, 30, 10, 10, True, None),  # 25 >= 23
+    (5, 30, 10, 13, True, "shorter than loop_wait 10 + retry_timeout 13 + failsafe consent 3 = 26 s"),
+    (5, 10, 2, 3, False, None),  # 5 >= 5
+    (5, 10, 2, 3, True, "before failsafe_mode can keep it; lower safety_margin to at most 2"),
+    (2, 10, 2, 3, True, None),  # 8 >= 8
+    (5, 10, 2, 4, False, "lower safety_margin to at most 4"),
+    (-1, 10, 4, 5, False, "lower safety_margin to at most 1"),  # ttl/2 = 5 < 9
+    (-1, 10, 4, 6, False, "raise ttl or lower loop_wait/retry_timeout"),  # 5 < 10: no margin fits
+])
+def test_timing_warning(margin: int, ttl: int, loop_wait: int, retry: float, failsafe: bool,
+                        warning: str | None) -> None:
+    found = timing_warning(WatchdogSettings(mode="required", safety_margin=margin), ttl, loop_wait, retry, failsafe)
+    assert (found is None) if warning is None else (warning in (found or "")), found
+
+
+def test_failsafe_consent_time_matches_the_keeper() -> None:
+    from pg_ha.failsafe_keeper import CALL_TIMEOUT
+    assert FAILSAFE_CONSENT == CALL_TIMEOUT + 1.0
 
 
 # -- the Linux driver against a fake device file --------------------------------------------------

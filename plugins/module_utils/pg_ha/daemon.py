@@ -46,7 +46,8 @@ class Daemon:
         self.executor = Executor(config, dcs, pg)
         self.executor.on_done = self.wakeup
         self.watchdog = self.executor.watchdog
-        self.watchdog.set_timing(config.dynamic.ttl, config.dynamic.loop_wait)
+        self.watchdog.set_timing(config.dynamic.ttl, config.dynamic.loop_wait, config.dynamic.retry_timeout,
+                                 config.dynamic.failsafe_mode)
         self._stop = threading.Event()
         self._cluster: Cluster | None = None
         self._status: dict[str, Any] = patroni_status(config, CycleFacts())
@@ -252,7 +253,8 @@ class Daemon:
         self._dcs.set_ttl(new.dynamic.ttl)
         self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
         self.watchdog.reconfigure(parse_watchdog(new.watchdog))
-        self.watchdog.set_timing(new.dynamic.ttl, new.dynamic.loop_wait)
+        self.watchdog.set_timing(new.dynamic.ttl, new.dynamic.loop_wait, new.dynamic.retry_timeout,
+                                 new.dynamic.failsafe_mode)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
         if old.vip != new.vip:

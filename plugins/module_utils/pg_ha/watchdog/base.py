@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from .settings import WatchdogSettings, timing_problem
+from .settings import WatchdogSettings, timing_problem, timing_warning
 
 logger = logging.getLogger("pg_ha")
 
@@ -43,13 +43,17 @@ class Watchdog:
         self._timeout: int | None = None  # the timeout the armed device runs with
         self._ttl = 30
         self._loop_wait = 10
+        self._retry_timeout = 10.0
+        self._failsafe_mode = False
         self._last_problem: str | None = None
 
     # -- configuration ----------------------------------------------------------------
-    def set_timing(self, ttl: int, loop_wait: int) -> None:
-        """ttl/loop_wait from the dynamic config; an armed device gets the new timeout at
-        the next keepalive."""
+    def set_timing(self, ttl: int, loop_wait: int, retry_timeout: float = 10.0,
+                   failsafe_mode: bool = False) -> None:
+        """Timings from the dynamic config; an armed device gets the new timeout at the
+        next keepalive."""
         self._ttl, self._loop_wait = ttl, loop_wait
+        self._retry_timeout, self._failsafe_mode = retry_timeout, failsafe_mode
 
     def reconfigure(self, settings: WatchdogSettings) -> None:
         if settings == self.settings:
@@ -108,6 +112,10 @@ class Watchdog:
         logger.info("watchdog armed: %s, timeout %s s (ttl %s - safety_margin %s)", self.settings.device
                     if self.settings.driver == "default" else "testing driver", self._timeout, self._ttl,
                     self.settings.safety_margin)
+        warning = timing_warning(self.settings, self._ttl, self._loop_wait, self._retry_timeout,
+                                 self._failsafe_mode)
+        if warning:
+            logger.warning("%s", warning)
         return True
 
     def _arm(self) -> None:

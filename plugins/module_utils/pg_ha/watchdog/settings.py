@@ -82,3 +82,29 @@ def timing_problem(settings: WatchdogSettings, ttl: int, loop_wait: int) -> str 
         return (f"watchdog timeout {timeout} s (ttl - safety_margin) is not longer than loop_wait "
                 f"{loop_wait} s: the HA loop could not keep it alive")
     return None
+
+
+FAILSAFE_CONSENT = 3.0  # seconds the primary may wait for the members' consent (failsafe_keeper: CALL_TIMEOUT + 1)
+
+
+def timing_warning(settings: WatchdogSettings, ttl: int, loop_wait: int, retry_timeout: float,
+                   failsafe_mode: bool) -> str | None:
+    """Why this timing, although valid, fences a healthy primary on one slow DCS request, or None.
+
+    The watchdog is fed after each renewal of the leader key. The next cycle starts up to
+    loop_wait later; a DCS request that hangs takes up to retry_timeout before the cycle
+    knows; with failsafe_mode the members' consent takes up to FAILSAFE_CONSENT more. If the
+    watchdog's timeout is shorter than all that, a DCS hiccup resets the primary instead of
+    leaving the decision to the HA loop (safe, but an outage the HA loop would have avoided)."""
+    timeout = settings.timeout(ttl)
+    needed = loop_wait + retry_timeout + (FAILSAFE_CONSENT if failsafe_mode else 0.0)
+    if timeout >= needed:
+        return None
+    parts = f"loop_wait {loop_wait} + retry_timeout {retry_timeout:g}" + (
+        f" + failsafe consent {FAILSAFE_CONSENT:g}" if failsafe_mode else "")
+    margin = ttl - needed
+    advice = (f"lower safety_margin to at most {int(margin)}" if margin >= 1
+              else "raise ttl or lower loop_wait/retry_timeout")
+    return (f"watchdog timeout {timeout} s (ttl {ttl} - safety_margin {settings.safety_margin}) is shorter than "
+            f"{parts} = {needed:g} s: one DCS request that hangs fences the primary"
+            f"{' before failsafe_mode can keep it' if failsafe_mode else ''}; {advice}")
