@@ -161,7 +161,8 @@ def wal_victim(env: ChaosEnv) -> Member:
     """In synchronous mode the synchronous standby (the hard case), else the first replica."""
     replicas = sorted(others(env, env.leader()), key=lambda m: m.name)
     if env.synchronous:
-        return wait_for(lambda: next((m for m in replicas if is_sync(m)), None), 60, "a synchronous standby")
+        return wait_for(lambda: next((m for m in replicas if is_sync(m, env.sync_path)), None), 60,
+                        "a synchronous standby")
     return replicas[0]
 
 
