@@ -1,15 +1,14 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One request to a pg_ha REST API from a molecule host, printed as one JSON line:
-{"status": HTTP status or null, "error": why no answer came or null, "body": text}.
+"""Requests to pg_ha REST APIs from a molecule host, one process for several of them.
 
-  tls_probe.py METHOD URL [--ca FILE] [--cert FILE --key FILE]
+  tls_probe.py 'METHOD URL [ca=FILE] [cert=FILE] [key=FILE] [auth]' ...
 
---ca verifies the server with that CA (without it: the system CAs); --cert/--key present a
-client certificate. Basic-auth credentials come from the environment (PROBE_AUTH=user:password),
-never from the command line.
+Prints one JSON list, an object per request: {"status": HTTP status or null, "error": why no
+answer came or null, "body": text}. ca= verifies the server with that CA (without it: the
+system CAs); cert=/key= present a client certificate; auth sends the basic-auth credentials
+of the environment (PROBE_AUTH=user:password), never given on the command line.
 """
-import argparse
 import base64
 import http.client
 import json
@@ -19,37 +18,37 @@ import sys
 from urllib.parse import urlsplit
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("method")
-    parser.add_argument("url")
-    parser.add_argument("--ca")
-    parser.add_argument("--cert")
-    parser.add_argument("--key")
-    args = parser.parse_args()
-    parts = urlsplit(args.url)
+def probe(spec):
+    words = spec.split()
+    method, url = words[0], words[1]
+    options = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+    parts = urlsplit(url)
     headers = {"Connection": "close"}
-    auth = os.environ.get("PROBE_AUTH")
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
-    if parts.scheme == "https":
-        context = ssl.create_default_context(cafile=args.ca)
-        if args.cert:
-            context.load_cert_chain(args.cert, args.key)
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=10, context=context)
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    if "auth" in words[2:]:
+        headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PROBE_AUTH"].encode()).decode()
     result = {"status": None, "error": None, "body": ""}
     try:
-        conn.request(args.method, parts.path or "/", headers=headers)
-        response = conn.getresponse()
-        result["status"] = response.status
-        result["body"] = response.read().decode("utf-8", "replace")
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=options.get("ca"))
+            if options.get("cert"):
+                context.load_cert_chain(options["cert"], options.get("key"))
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=10, context=context)
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            conn.request(method, parts.path or "/", headers=headers)
+            response = conn.getresponse()
+            result["status"] = response.status
+            result["body"] = response.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
     except (OSError, http.client.HTTPException) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    json.dump(result, sys.stdout)
+    return result
+
+
+def main():
+    json.dump([probe(spec) for spec in sys.argv[1:]], sys.stdout)
     sys.stdout.write("\n")
 
 
