@@ -68,7 +68,7 @@ def test_checks_are_answered_by_the_accept_loop_and_kept_alive_clients_by_worker
         with socket.create_connection(("127.0.0.1", api.port), timeout=5) as held:
             held.sendall(b"GET /patroni HTTP/1.1\r\n\r\n")
             assert held.recv(65536).startswith(b"HTTP/1.1 200")
-            assert len(to_workers) == 1 and len(api.worker_threads()) == 1  # the kept-alive one has a worker
+            assert len(to_workers) == 1  # the kept-alive connection went to a worker
             # which does not stop the accept loop from answering the next check at once
             with socket.create_connection(("127.0.0.1", api.port), timeout=5) as s:
                 s.sendall(b"OPTIONS /replica HTTP/1.0\r\n\r\n")
