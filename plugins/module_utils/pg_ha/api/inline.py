@@ -11,8 +11,10 @@ with the answer) and read-only from memory (health, liveness, readiness, /patron
 everything else goes to a worker as before. Pure: decides on the bytes peeked."""
 from __future__ import annotations
 
+import io
+
 from .routes import SAFE_METHODS, resolve
-from .wire import HeadError, parse_request_line
+from .wire import HeadError, parse_request_line, read_headers
 
 INLINE_ROUTES = frozenset({"health", "liveness", "readiness", "patroni"})
 PEEK_BYTES = 4096
@@ -33,12 +35,11 @@ def answer_inline(peeked: bytes) -> bool:
         return False
     if method not in SAFE_METHODS or resolve(method, target.partition("?")[0]) not in INLINE_ROUTES:
         return False
-    fields: dict[str, str] = {}
-    for raw in rest.split(b"\r\n"):
-        name, colon, value = str(raw, "iso-8859-1").partition(":")
-        if colon:
-            fields[name.strip().lower()] = value.strip().lower()
-    if "transfer-encoding" in fields or fields.get("content-length", "0") != "0" or "expect" in fields:
+    try:
+        headers = read_headers(io.BytesIO(rest))
+    except HeadError:
         return False
-    connection = fields.get("connection", "")
+    if "transfer-encoding" in headers or headers.get("content-length", "0") != "0" or "expect" in headers:
+        return False
+    connection = (headers.get("connection") or "").lower()
     return connection == "close" or (version < (1, 1) and connection != "keep-alive")
