@@ -311,10 +311,7 @@ class RestApiServer:
     def worker_threads(self) -> list[threading.Thread]:
         """The connection threads of this server that have not ended yet."""
         httpd = self._httpd
-        if httpd is None:
-            return []
-        with httpd._workers_lock:
-            return list(httpd.workers)
+        return [] if httpd is None else httpd.live_workers()
 
     def access_denied(self, handler: HttpHandler) -> Response | None:
         """None when the unsafe request may proceed, else the 403/401 answer."""

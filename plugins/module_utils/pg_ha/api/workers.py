@@ -68,6 +68,11 @@ class ReusedThreadsMixIn:
                         return
                 job = self._jobs.get()  # a job was reserved for an idle worker: take it
 
+    def live_workers(self) -> list[threading.Thread]:
+        """The connection threads that have not ended yet."""
+        with self._workers_lock:
+            return list(self.workers)
+
     def stop_workers(self) -> None:
         """End the idle workers (busy ones end with their connections)."""
         with self._workers_lock:
