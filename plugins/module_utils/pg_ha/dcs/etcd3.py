@@ -97,12 +97,16 @@ class Etcd3(AbstractDCS):
             self._wrote(doc)
         return succeeded
 
+    def _cycle_reuse(self) -> float:
+        """How old a keepalive may be to serve the reads and writes of the same cycle."""
+        return min(KEEPALIVE_REUSE, self.ttl / 4)
+
     def _refresh_lease(self, max_age: float | None = None) -> int:
         """Keep our lease alive; grant a new one when it expired or the ttl changed. A
         keepalive sent less than `max_age` seconds ago counts (default: KEEPALIVE_REUSE and
         ttl/4, so one keepalive serves the reads and writes of one cycle; 0: send one now)."""
         if max_age is None:
-            max_age = min(KEEPALIVE_REUSE, self.ttl / 4)
+            max_age = self._cycle_reuse()
         with self._lease_lock:
             if self._lease is not None and self._lease_ttl == self.ttl:
                 if time.monotonic() - self._keepalive_at < max_age:
@@ -217,7 +221,7 @@ class Etcd3(AbstractDCS):
                                                              "lease": str(lease)}))
             return True
         # the member key needs no fresher lease than get_cluster keeps (the leader's: this cycle's)
-        return self._with_lease(put, max(min(KEEPALIVE_REUSE, self.ttl / 4), self.keepalive_interval()))
+        return self._with_lease(put, max(self._cycle_reuse(), self.keepalive_interval()))
 
     def attempt_to_acquire_leader(self) -> bool:
         key = self.leader_path
