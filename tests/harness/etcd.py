@@ -269,6 +269,11 @@ def keys(server: EtcdServer, api: str, prefix: str) -> dict[str, str]:
     return {k: v["value"] for k, v in table.items()}
 
 
+def scope_key(server: EtcdServer, scope: str, name: str, api: str = "etcd3") -> str | None:
+    """The value of /service/<scope>/<name> (e.g. leader, sync), None when absent."""
+    return keys(server, api, f"/service/{scope}/").get(f"/service/{scope}/{name}")
+
+
 def put(server: EtcdServer, api: str, key: str, value: str) -> None:
     (v3_put if api == "etcd3" else v2_put)(server, key, value)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness.cluster import Member, TestCluster, wait_writable
 from tests.harness.common import kill_postmaster, pid_alive, wait_for
-from tests.harness.etcd import keys as etcd_keys
+from tests.harness.etcd import scope_key
 
 pytestmark = pytest.mark.integration
 SCOPE = "paused"
@@ -31,7 +31,7 @@ def cluster(etcd_server) -> Iterator[TestCluster]:
 
 
 def leader_key(c: TestCluster) -> str | None:
-    return etcd_keys(c.etcd, "etcd3", f"/service/{c.scope}/").get(f"/service/{c.scope}/leader")  # type: ignore[attr-defined]
+    return scope_key(c.etcd, c.scope, "leader")  # type: ignore[attr-defined]
 
 
 def postmaster_alive(m: Member) -> bool:

@@ -16,7 +16,8 @@ import pytest
 
 from tests.harness.cluster import TestCluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, kill_group, wait_for
-from tests.harness.etcd import keys as etcd_keys
+from tests.harness.etcd import scope_key
+from tests.harness.writes import AckedWriter
 
 pytestmark = pytest.mark.integration
 SCOPE = "quorum"
@@ -36,7 +37,7 @@ def cluster(etcd_server) -> Iterator[TestCluster]:
 
 
 def sync_key(c: TestCluster) -> dict | None:
-    raw = etcd_keys(c.etcd, "etcd3", f"/service/{c.scope}/").get(f"/service/{c.scope}/sync")  # type: ignore[attr-defined]
+    raw = scope_key(c.etcd, c.scope, "sync")  # type: ignore[attr-defined]
     return json.loads(raw) if raw else None
 
 
@@ -107,36 +108,13 @@ def test_kill9_leader_under_load_loses_no_acknowledged_write(cluster: TestCluste
     leader = cluster.wait_healthy()
     voters = [m.name for m in cluster.members if m is not leader]
     wait_for(lambda: quorum_state(cluster, voters, 1), 90, "both replicas are voters")
-    leader.sql("CREATE TABLE acked(id int primary key)")
-    acked: list[int] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        conn = None
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                conn = conn or leader.connect(timeout=2)
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO acked VALUES (%s)", (i,))
-                acked.append(i)  # autocommit: the INSERT returned = the commit was acknowledged
-            except Exception:  # noqa: BLE001 - the leader dies under us
-                conn = None
-                if stop.wait(0.05):
-                    break
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    wait_for(lambda: len(acked) > 100, 60, "acknowledged writes before the crash")
-    leader.kill9(postmaster=True)
-    new = cluster.wait_leader(timeout=90, exclude=(leader.name,))
-    stop.set()
-    thread.join(10)
+    with AckedWriter(leader, "acked") as writer:
+        wait_for(lambda: len(writer.acked) > 100, 60, "acknowledged writes before the crash")
+        leader.kill9(postmaster=True)
+        new = cluster.wait_leader(timeout=90, exclude=(leader.name,))
     assert new.name in voters
-    present = {r[0] for r in new.sql("SELECT id FROM acked")}
-    missing = sorted(set(acked) - present)
-    print(f"\nacknowledged {len(acked)} writes, missing after failover to {new.name}: {len(missing)}")
+    missing = writer.missing_on(new)
+    print(f"\nacknowledged {len(writer.acked)} writes, missing after failover to {new.name}: {len(missing)}")
     assert missing == []
     other = next(n for n in voters if n != new.name)
     wait_for(lambda: quorum_state(cluster, [other], 0), 120, "the new leader waits for the other replica")
