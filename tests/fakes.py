@@ -16,24 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pg_ha.dcs.base import (
-    AbstractDCS,
-    Cluster,
-    ClusterConfig,
-    DCSError,
-    Failover,
-    Leader,
-    Member,
-    SyncState,
-    TimelineHistory,
-)
-from pg_ha.settings import (
+from pg_ha.config.settings import (
     Config,
     DcsSettings,
     DynamicSettings,
     PostgresqlSettings,
     RestApiSettings,
 )
+from pg_ha.core.model import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
+from pg_ha.dcs.base import AbstractDCS, DCSError
 
 
 def make_config(name: str = "pg0", scope: str = "demo", tags: dict[str, Any] | None = None,
@@ -315,7 +306,7 @@ class FakeBackend:
 
     def failsafe_call(self, body: Any) -> tuple[int, str]:
         """The daemon's answer, from the real keeper, for this backend's status and config."""
-        from pg_ha.failsafe_keeper import FailsafeKeeper
+        from pg_ha.node.failsafe_keeper import FailsafeKeeper
         if not hasattr(self, "failsafe"):
             self.failsafe = FailsafeKeeper(self._config.name)
         running_primary = self._status.get("state") == "running" and self._status.get("role") == "primary"

@@ -16,8 +16,8 @@ import logging
 import sys
 from typing import Any
 
+from pg_ha.config.settings import Auth, PostgresqlSettings
 from pg_ha.postgresql import Postgresql, format_lsn, parse_lsn
-from pg_ha.settings import Auth, PostgresqlSettings
 
 TUPLE_FIELDS = ("pg_hba", "create_replica_methods", "basebackup", "initdb")
 AUTH_FIELDS = ("superuser", "replication", "rewind")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pg_ha.actions import Executor
-from pg_ha.ha import Action, Decision
+from pg_ha.core.ha import Action, Decision
+from pg_ha.node.executor import Executor
 
 from tests.fakes import FakeDCS, make_config
 

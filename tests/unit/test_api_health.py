@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from pg_ha.api.health import health_status, liveness_status, readiness_status, replica_lag, tags_match
-from pg_ha.dcs.base import Cluster, ClusterConfig, Leader, Member, SyncState
+from pg_ha.core.model import Cluster, ClusterConfig, Leader, Member, SyncState
 
 from tests.fakes import make_config, primary_status, replica_status
 

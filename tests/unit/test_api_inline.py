@@ -8,7 +8,7 @@ import pytest
 from pg_ha.api import RestApiServer
 from pg_ha.api import server as server_mod
 from pg_ha.api.inline import answer_inline
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, three_member_dcs
 

@@ -13,7 +13,7 @@ from pg_ha.api.metrics import metrics_text, padded_version
 from pg_ha.api.switchover import FailoverRequest, check_possible, parse_request, wait_for_result
 from pg_ha.api.units import parse_bool, parse_duration, parse_size, parse_timestamp
 from pg_ha.api.views import cluster_as_json, format_lsn, history_as_json
-from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
+from pg_ha.core.model import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
 
 from tests.fakes import FakeDCS, make_config, member_data, primary_status, replica_status, three_member_dcs
 

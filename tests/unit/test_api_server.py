@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pg_ha.api import RestApiServer
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, FakeDCS, make_config, replica_status, self_signed_certs, three_member_dcs
 

@@ -11,7 +11,7 @@ import pytest
 from pg_ha.api import RestApiServer
 from pg_ha.api import workers as workers_mod
 from pg_ha.api.wire import HeadError, format_http_date, parse_request_line, read_headers, render
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, three_member_dcs
 

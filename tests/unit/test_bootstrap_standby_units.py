@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_ha import standby
-from pg_ha.config import ConfigError, build_config, dynamic_from
+from pg_ha.config.load import ConfigError, build_config, dynamic_from
+from pg_ha.config.settings import DynamicSettings, PostgresqlSettings
+from pg_ha.core.status import CycleFacts, member_role, patroni_status
+from pg_ha.node import standby
 from pg_ha.postgresql import config as pgconf
 from pg_ha.postgresql import custom_bootstrap
-from pg_ha.settings import DynamicSettings, PostgresqlSettings
-from pg_ha.status import CycleFacts, member_role, patroni_status
 
 
 def raw(bootstrap: dict[str, Any] | None = None, postgresql: dict[str, Any] | None = None) -> dict[str, Any]:

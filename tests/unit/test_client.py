@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pg_ha.api import RestApiServer
 from pg_ha.client import PgHaClient, PgHaClientError, base_url_from_api_url
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, FakeDCS, self_signed_certs, three_member_dcs
 

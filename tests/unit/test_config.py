@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pg_ha.config import ConfigError, build_config, dynamic_from, load_config, merge_dicts
+from pg_ha.config.load import ConfigError, build_config, dynamic_from, load_config, merge_dicts
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "seeds_demo_postgres0.yml"
 REPO = Path(__file__).resolve().parents[2]

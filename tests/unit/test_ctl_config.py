@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_ha.config.settings import Auth
 from pg_ha.ctl.cmd_config import apply_pairs, config_yaml, flatten, run_edit, run_show, set_path, unified_diff
 from pg_ha.ctl.context import Ctx
 from pg_ha.ctl.ctlconfig import CtlConfig, RestAuth
 from pg_ha.ctl.errors import CtlError, UsageError
-from pg_ha.settings import Auth
 
 from tests.fakes import FakeDCS, three_member_dcs
 

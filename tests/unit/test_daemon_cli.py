@@ -45,7 +45,7 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_daemon_imports_stay_lean() -> None:
     """What the running daemon imports: none of the modules it does not need at idle."""
-    code = ("import sys, pg_ha.__main__, pg_ha.api.server, pg_ha.daemon, pg_ha.dcs.etcd3, pg_ha.postgresql\n"
+    code = ("import sys, pg_ha.__main__, pg_ha.api.server, pg_ha.node.daemon, pg_ha.dcs.etcd3, pg_ha.postgresql\n"
             "heavy = ['argparse', 'http.server', 'http.client', 'email.parser', 'urllib.request',\n"
             "         'psycopg2.extras', 'html.entities', 'yaml']\n"
             "print(' '.join(m for m in heavy if m in sys.modules))")

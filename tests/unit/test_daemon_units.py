@@ -1,5 +1,5 @@
 import pytest
-from pg_ha.restarts import postgres_version_to_int
+from pg_ha.node.restarts import postgres_version_to_int
 
 
 @pytest.mark.parametrize("text, value", [("9.5.2", 90502), ("9.6", 90600), ("15.4", 150004), ("15", 150000),
@@ -13,8 +13,8 @@ def test_a_replica_that_streamed_the_leaders_timeline_is_not_stuck(monkeypatch: 
     a promotion, a replica that streamed the new timeline must not stop to check divergence."""
     from types import SimpleNamespace
 
-    from pg_ha import daemon as daemon_mod
-    from pg_ha import observe
+    from pg_ha.node import daemon as daemon_mod
+    from pg_ha.node import observe
 
     from tests.fakes import FakeDCS, make_config
 

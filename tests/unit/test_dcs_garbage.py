@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pg_ha.core.model import valid_sysid
 from pg_ha.dcs import garbage
-from pg_ha.dcs.base import Node, cluster_from_nodes, valid_sysid
+from pg_ha.dcs.base import Node, cluster_from_nodes
 
 ROWS: list[tuple[str, str, str, Any]] = [
     # member keys

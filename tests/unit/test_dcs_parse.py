@@ -14,12 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pg_ha.config.settings import DcsSettings, DynamicSettings
 from pg_ha.dcs import get_dcs
 from pg_ha.dcs.base import DCSError, Node, WatchNotifier, cluster_from_nodes, parse_hosts
 from pg_ha.dcs.etcd3 import Etcd3
 from pg_ha.dcs.etcd3_client import Etcd3Client, EtcdError, b64, error_from, prefix_end, unb64
 from pg_ha.dcs.etcd3_watch import Etcd3Watcher
-from pg_ha.settings import DcsSettings, DynamicSettings
 
 from tests.harness.common import PKG_SRC, free_port
 

@@ -11,15 +11,16 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from pg_ha import failsafe
 from pg_ha.api import RestApiServer
-from pg_ha.config import ConfigError, dynamic_from
-from pg_ha.dcs.base import Cluster, DCSError, Leader, Member
+from pg_ha.config.load import ConfigError, dynamic_from
+from pg_ha.config.settings import Config, RestApiSettings
+from pg_ha.core import failsafe
+from pg_ha.core.failsafe import FailsafeLeader, OutageView
+from pg_ha.core.ha import Action
+from pg_ha.core.model import Cluster, Leader, Member
+from pg_ha.dcs.base import DCSError
 from pg_ha.dcs.etcd3 import Etcd3
-from pg_ha.failsafe import FailsafeLeader, OutageView
-from pg_ha.failsafe_keeper import FailsafeKeeper
-from pg_ha.ha import Action
-from pg_ha.settings import Config, RestApiSettings
+from pg_ha.node.failsafe_keeper import FailsafeKeeper
 
 from tests.fakes import FakeBackend, FakeDCS, make_config, primary_status, replica_status, three_member_dcs
 

@@ -5,10 +5,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pg_ha import failsafe
-from pg_ha.dcs.base import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
-from pg_ha.failsafe import OutageView, decide_without_dcs
-from pg_ha.ha import Action, LocalView, PeerInfo, Policy, decide
+from pg_ha.core import failsafe
+from pg_ha.core.failsafe import OutageView, decide_without_dcs
+from pg_ha.core.ha import Action, LocalView, PeerInfo, Policy, decide
+from pg_ha.core.model import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
 
 TAGGED: dict[str, dict[str, object]] = {}
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -487,8 +487,8 @@ def test_outage_decision_table(case: tuple) -> None:
     assert (decision.action, decision.consented, decision.message) == (action, consented, message)
 def test_failover_priority_zero_means_never_promote() -> None:
     """The daemon maps failover_priority 0 to nofailover (Config.nofailover); peers too."""
-    from pg_ha.dcs.base import Member as M
-    from pg_ha.peers import peer_from_status
+    from pg_ha.core.model import Member as M
+    from pg_ha.node.peers import peer_from_status
     assert M("x", 1, {"tags": {"failover_priority": 0}}).nofailover
     assert not M("x", 1, {"tags": {"failover_priority": 2}}).nofailover
     peer = peer_from_status("pg2", {"state": "running", "role": "replica", "tags": {"failover_priority": 0}})

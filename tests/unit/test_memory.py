@@ -1,8 +1,8 @@
-"""pg_ha.memory: malloc_trim at most every TRIM_EVERY seconds."""
+"""pg_ha.node.heap_trim: malloc_trim at most every TRIM_EVERY seconds."""
 from __future__ import annotations
 
 import pytest
-from pg_ha import memory
+from pg_ha.node import heap_trim as memory
 
 
 def test_trim_is_rate_limited(monkeypatch: pytest.MonkeyPatch) -> None:

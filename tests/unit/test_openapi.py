@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from pg_ha.api import RestApiServer, routes
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
 
 from tests.fakes import FakeBackend, make_config, replica_status, three_member_dcs
 

@@ -1,4 +1,4 @@
-"""pg_ha.peers: the other members' /patroni answers, fetched with http.client."""
+"""pg_ha.node.peers: the other members' /patroni answers, fetched with http.client."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from pg_ha.dcs.base import Cluster, Member
-from pg_ha.peers import client_context, fetch_one, fetch_peers, peer_from_status
-from pg_ha.settings import RestApiSettings
+from pg_ha.config.settings import RestApiSettings
+from pg_ha.core.model import Cluster, Member
+from pg_ha.node.peers import client_context, fetch_one, fetch_peers, peer_from_status
 
 from tests.harness.common import free_port
 

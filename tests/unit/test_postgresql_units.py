@@ -8,9 +8,9 @@ import os
 import stat
 
 import pytest
+from pg_ha.config.settings import Auth, PostgresqlSettings
 from pg_ha.postgresql import Postgresql, bootstrap, config, format_lsn, parse_lsn, query, rewind, slots
 from pg_ha.postgresql.lsn import parse_history, timeline_from_walfile
-from pg_ha.settings import Auth, PostgresqlSettings
 
 
 def settings(tmp_path, **kw) -> PostgresqlSettings:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from pg_ha import quorum
-from pg_ha.dcs.base import Cluster, Member, SyncState
-from pg_ha.quorum import Commit, Vote
+from pg_ha.core import quorum
+from pg_ha.core.model import Cluster, Member, SyncState
+from pg_ha.core.quorum import Commit, Vote
 
 ME = "pg0"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pg_ha.actions import Executor
-from pg_ha.quorum import Commit
-from pg_ha.quorum_leader import current_commit, manage_quorum
+from pg_ha.core.quorum import Commit
+from pg_ha.node.executor import Executor
+from pg_ha.node.quorum_steps import current_commit, manage_quorum
 
 from tests.fakes import FakeDCS, make_config
 

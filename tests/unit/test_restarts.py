@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pg_ha.actions import Executor
-from pg_ha.restarts import Restarts, refusal
+from pg_ha.node.executor import Executor
+from pg_ha.node.restarts import Restarts, refusal
 
 from tests.fakes import FakeDCS, make_config
 

@@ -1,8 +1,8 @@
 """Synchronous replication planning: the key never names a standby PostgreSQL does not wait for."""
 from __future__ import annotations
 
-from pg_ha.dcs.base import Cluster, Leader, Member, SyncState
-from pg_ha.sync import BLOCK_ALL, parse_standby_names, plan, standby_names_value
+from pg_ha.core.model import Cluster, Leader, Member, SyncState
+from pg_ha.core.sync import BLOCK_ALL, parse_standby_names, plan, standby_names_value
 
 
 def cluster(sync: SyncState | None = None, nosync: tuple[str, ...] = ()) -> Cluster:

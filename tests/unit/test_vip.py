@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from pg_ha import lease_duties
-from pg_ha.actions import Executor
-from pg_ha.config import ConfigError, build_config
-from pg_ha.daemon import Daemon
-from pg_ha.ha import Action, Decision
+from pg_ha.config.load import ConfigError, build_config
+from pg_ha.core.ha import Action, Decision
+from pg_ha.node import lease_effects as lease_duties
+from pg_ha.node.daemon import Daemon
+from pg_ha.node.executor import Executor
 from pg_ha.vip import VipManager, VipSettings, arp_frame, holds_lease, parse_vip
 
 from tests.fakes import FakeDCS, make_config

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_ha.config import ConfigError, build_config
-from pg_ha.ha import Action, Decision
+from pg_ha.config.load import ConfigError, build_config
+from pg_ha.core.ha import Action, Decision
 from pg_ha.watchdog import Watchdog, WatchdogError, WatchdogSettings, parse_watchdog
 from pg_ha.watchdog.fence import Timer
 from pg_ha.watchdog.linux import (
@@ -99,7 +99,7 @@ def test_timing_warning(margin: int, ttl: int, loop_wait: int, retry: float, fai
 
 
 def test_failsafe_consent_time_matches_the_keeper() -> None:
-    from pg_ha.failsafe_keeper import CALL_TIMEOUT
+    from pg_ha.node.failsafe_keeper import CALL_TIMEOUT
     assert FAILSAFE_CONSENT == CALL_TIMEOUT + 1.0
 
 
@@ -288,8 +288,8 @@ def test_failing_keepalive_drops_the_device_without_magic_close(device: Path) ->
 
 
 def test_executor_arms_before_promote_and_keeps_alive_after_refresh(device: Path) -> None:
-    from pg_ha.actions import Executor
-    from pg_ha.dcs.base import Cluster, Leader
+    from pg_ha.core.model import Cluster, Leader
+    from pg_ha.node.executor import Executor
 
     from tests.fakes import FakeDCS
 
@@ -325,7 +325,7 @@ def test_executor_arms_before_promote_and_keeps_alive_after_refresh(device: Path
 
 
 def test_executor_required_unarmable_does_not_promote(tmp_path: Path) -> None:
-    from pg_ha.actions import Executor
+    from pg_ha.node.executor import Executor
 
     from tests.fakes import FakeDCS
 
@@ -388,7 +388,7 @@ def test_fence_timer() -> None:
 
 
 def test_default_executor_watchdog_is_off() -> None:
-    from pg_ha.actions import Executor
+    from pg_ha.node.executor import Executor
 
     from tests.fakes import FakeDCS
     executor = Executor(make_config("pg0"), FakeDCS("pg0"), object())  # type: ignore[arg-type]

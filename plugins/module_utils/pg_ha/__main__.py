@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config.load import ConfigError, load_config
 
 
 def setup_logging(log: dict[str, Any]) -> None:
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: Any) -> int:
     from .api.server import RestApiServer
-    from .daemon import Daemon
     from .dcs import get_dcs
+    from .node.daemon import Daemon
     from .postgresql import Postgresql
 
     log = logging.getLogger("pg_ha")

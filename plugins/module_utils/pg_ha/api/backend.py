@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..dcs.base import AbstractDCS, Cluster
-from ..settings import Config
+from ..config.settings import Config
+from ..core.model import Cluster
+from ..dcs.base import AbstractDCS
 
 
 class ApiBackend(Protocol):

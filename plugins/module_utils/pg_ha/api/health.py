@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dcs.base import Cluster
-from ..settings import Config
+from ..config.settings import Config
+from ..core.model import Cluster
 from .units import is_falsy_text, parse_size
 
 PRIMARY_ROLES = ("primary", "master")

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from .. import __version__
-from ..dcs.base import Cluster
-from ..settings import Config
+from ..config.settings import Config
+from ..core.model import Cluster
 from .health import PRIMARY_ROLES, RUNNING, is_quorum_standby, is_sync_standby
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

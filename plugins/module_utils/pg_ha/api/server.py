@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
+from ..config.settings import RestApiSettings
 from ..dcs.base import DCSError
-from ..settings import RestApiSettings
 from .access import REALM, address_allowed, build_allowlist, check_basic_auth, member_networks
 from .backend import ApiBackend
 from .handlers import dispatch

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..dcs.base import AbstractDCS, Cluster, DCSError
+from ..core.model import Cluster
+from ..dcs.base import AbstractDCS, DCSError
 from .backend import ApiBackend
 from .health import PRIMARY_ROLES, RUNNING
 from .messages import ApiError, Request, Response, json_object

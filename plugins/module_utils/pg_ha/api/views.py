@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dcs.base import Cluster, Member, host_port, is_standby_cluster
-from ..settings import Config
+from ..config.settings import Config
+from ..core.model import Cluster, Member, host_port, is_standby_cluster
 from .health import is_quorum_standby, is_sync_standby
 
 OPTIONAL_MEMBER_KEYS = ("timeline", "pending_restart", "pending_restart_reason", "scheduled_restart", "tags")

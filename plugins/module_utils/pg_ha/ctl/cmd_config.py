@@ -20,7 +20,7 @@ import tempfile
 from argparse import Namespace
 from typing import Any
 
-from ..config import ConfigError, dynamic_from, merge_dicts
+from ..config.load import ConfigError, dynamic_from, merge_dicts
 from ..dcs import DCSError
 from .context import Ctx
 from .errors import CtlError, UsageError

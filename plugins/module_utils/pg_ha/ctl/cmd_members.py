@@ -11,7 +11,8 @@ import time
 from argparse import Namespace
 from typing import Any
 
-from ..dcs import Cluster, DCSError, Member
+from ..core.model import Cluster, Member
+from ..dcs import DCSError
 from .context import Ctx, confirm_members, leader_first, normalize_role, warn
 from .errors import CtlError, UsageError
 from .output import echo

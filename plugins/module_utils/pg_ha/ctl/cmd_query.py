@@ -12,7 +12,7 @@ import time
 from argparse import Namespace
 from typing import Any
 
-from ..dcs import Cluster, Member
+from ..core.model import Cluster, Member
 from .context import Ctx, members_with_role, normalize_role
 from .errors import CtlError, UsageError
 from .members import host_port

@@ -9,7 +9,8 @@ from argparse import Namespace
 from typing import Any
 
 from .. import __version__
-from ..dcs import Cluster, DCSError
+from ..core.model import Cluster
+from ..dcs import DCSError
 from .context import Ctx, members_with_role, normalize_role
 from .errors import CtlError, UsageError
 from .members import host_port, print_members

@@ -10,7 +10,8 @@ from __future__ import annotations
 from argparse import Namespace
 from datetime import datetime
 
-from ..dcs import Cluster, DCSError, Member
+from ..core.model import Cluster, Member
+from ..dcs import DCSError
 from .context import Ctx, warn
 from .errors import CtlError
 from .members import is_standby_cluster, print_members

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..dcs import AbstractDCS, Cluster, DCSError, Member, get_dcs
+from ..core.model import Cluster, Member
+from ..dcs import AbstractDCS, DCSError, get_dcs
 from .ctlconfig import CtlConfig
 from .errors import CtlError, UsageError
 from .members import cluster_is_empty, print_members

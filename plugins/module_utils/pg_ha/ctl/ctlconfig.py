@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ConfigError, apply_env
-from ..config import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd: (hosts, protocol, TLS)
-from ..settings import Auth, Config, DcsSettings, DynamicSettings, PostgresqlSettings, RestApiSettings
+from ..config.load import ConfigError, apply_env
+from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd: (hosts, protocol, TLS)
+from ..config.settings import Auth, Config, DcsSettings, DynamicSettings, PostgresqlSettings, RestApiSettings
 from .errors import CtlError, UsageError
 
 DEFAULT_CONFIG_FILE = os.path.join("~", ".config", "pg_ha", "pg_hactl.yaml")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..dcs.base import Cluster, Member, host_port, is_standby_cluster
+from ..core.model import Cluster, Member, host_port, is_standby_cluster
 from .output import dump_yaml, echo, mb, render
 
 BASE_COLUMNS = ["Cluster", "Member", "Host", "Role", "State", "TL", "Lag in MB"]

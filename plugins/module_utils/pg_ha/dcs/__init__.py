@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import AbstractDCS, Cluster, ClusterConfig, DCSError, Failover, Leader, Member, SyncState
+from .base import AbstractDCS, DCSError
 
 if TYPE_CHECKING:
-    from ..settings import Config
+    from ..config.settings import Config
 
-__all__ = ["AbstractDCS", "Cluster", "ClusterConfig", "DCSError", "Failover", "Leader", "Member",
-           "SyncState", "get_dcs"]
+__all__ = ["AbstractDCS", "DCSError", "get_dcs"]
 
 
 def get_dcs(config: Config) -> AbstractDCS:

@@ -17,7 +17,8 @@ from typing import Any
 import etcd  # python-etcd
 import urllib3
 
-from .base import AbstractDCS, Cluster, DCSError, Leader, Node, WatchNotifier, cluster_from_nodes, parse_hosts
+from ..core.model import Cluster, Leader
+from .base import AbstractDCS, DCSError, Node, WatchNotifier, cluster_from_nodes, parse_hosts
 
 logger = logging.getLogger(__name__)
 # python-etcd logs every failed attempt at ERROR; our DCSError messages say it once.

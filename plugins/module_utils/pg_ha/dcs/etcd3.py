@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import AbstractDCS, Cluster, DCSError, Leader, Node, WatchNotifier, cluster_from_nodes
+from ..core.model import Cluster, Leader
+from .base import AbstractDCS, DCSError, Node, WatchNotifier, cluster_from_nodes
 from .etcd3_client import Etcd3Client, EtcdError, as_int, b64, prefix_end, unb64
 from .etcd3_watch import Etcd3Watcher
 from .kvcache import KVCache, leader_refresh, member_write_needed

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..settings import PostgresqlSettings
+from ..config.settings import PostgresqlSettings
 from . import bootstrap as _bootstrap
 from . import config
 from . import custom_bootstrap as _custom

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..settings import Auth, PostgresqlSettings
+from ..config.settings import Auth, PostgresqlSettings
 
 logger = logging.getLogger(__name__)
 

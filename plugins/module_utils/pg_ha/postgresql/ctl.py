@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from ..settings import PostgresqlSettings
+from ..config.settings import PostgresqlSettings
 
 logger = logging.getLogger(__name__)
 

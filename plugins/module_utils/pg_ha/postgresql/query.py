@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg2
 
-from ..settings import PostgresqlSettings
+from ..config.settings import PostgresqlSettings
 from .lsn import maybe_lsn, timeline_from_walfile
 
 logger = logging.getLogger(__name__)

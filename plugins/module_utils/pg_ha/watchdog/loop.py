@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from ..ha import Action, Decision
+from ..core.ha import Action, Decision
 
 
 class Step(enum.StrEnum):

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .dcs.base import Cluster, Leader, Member
 from .ha import Action, Decision
+from .model import Cluster, Leader, Member
 
 ACCEPTED = "Accepted"  # the body of a 200 answer to POST /failsafe (as Patroni)
 CONTINUE = "continue to run as a leader because failsafe mode is enabled and all members are accessible"

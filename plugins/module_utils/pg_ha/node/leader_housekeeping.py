@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import sync as sync_mod
-from .actions import Executor
-from .dcs.base import AbstractDCS, Cluster, DCSError
+from ..config.settings import Config
+from ..core import sync as sync_mod
+from ..core.model import Cluster
+from ..dcs.base import AbstractDCS, DCSError
+from ..postgresql.query import LocalState
+from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
-from .postgresql.query import LocalState
-from .quorum_leader import manage_quorum
-from .settings import Config
+from .quorum_steps import manage_quorum
 
 logger = logging.getLogger("pg_ha")
 
@@ -104,7 +105,7 @@ def update_history(dcs: AbstractDCS, config: Config, cluster: Cluster, state: An
             text = fh.read()
     except OSError:
         return
-    from .postgresql import parse_lsn
+    from ..postgresql import parse_lsn
     lines: list[list[Any]] = []
     for raw in text.splitlines():
         parts = raw.strip().split("\t")

@@ -13,6 +13,9 @@ import os
 import re
 from typing import Any
 
+from ..vip import parse_vip
+from ..watchdog.settings import WatchdogConfigError, parse_watchdog
+from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect
 from .settings import (
     DYNAMIC_DEFAULTS,
     Auth,
@@ -22,14 +25,8 @@ from .settings import (
     PostgresqlSettings,
     RestApiSettings,
 )
-from .vip import parse_vip
-from .watchdog.settings import WatchdogConfigError, parse_watchdog
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """Invalid configuration: refuse to start (exit code 2) with this one line."""
 
 
 KNOWN_KEYS: dict[str, Any] = {
@@ -98,66 +95,8 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dic
     return result
 
 
-# -- small validators -----------------------------------------------------------
-def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
-    if isinstance(value, bool) and kind in (int, (int, float)):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
-    return value
-
-
-MAX_SECONDS = 10 ** 9  # timings: far above any sane value, far below etcd's lease limit (int64)
-MAX_INT = 2 ** 63 - 1  # what PostgreSQL and etcd can hold
-
-
-def _int(value: Any, key: str, minimum: int | None = None, maximum: int = MAX_INT) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    _expect(value, int, key)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
-    if value > maximum:
-        raise ConfigError(f"{key}: must be <= {maximum}, got {value}")
-    return int(value)
-
-
-def _duration(value: Any, key: str) -> int:
-    """Seconds from 30, '30', '30s', '30min', '2h', '1d'."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        for suffix, factor in (("min", 60), ("ms", 0), ("s", 1), ("h", 3600), ("d", 86400)):
-            if text.endswith(suffix) and text[:-len(suffix)].strip().isdigit():
-                if factor == 0:
-                    raise ConfigError(f"{key}: expected seconds or more, got {value!r}")
-                return int(text[:-len(suffix)]) * factor
-    return _int(value, key, 0)
-
-
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("on", "true", "yes", "1", "off", "false", "no", "0"):
-        return value.lower() in ("on", "true", "yes", "1")
-    raise ConfigError(f"{key}: expected a boolean, got {value!r}")
-
-
-def _str(value: Any, key: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return _expect(value, str, key)
-
-
-def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    return _expect(value, dict, key)
-
-
 def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
-    value = _str(value, key).strip()
+    value = as_str(value, key).strip()
     if value.startswith("[") and "]" in value:  # [::1]:5432
         host, _, rest = value[1:].partition("]")
         port_text = rest.lstrip(":")
@@ -199,48 +138,48 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     merged = merge_dicts(DYNAMIC_DEFAULTS, data)
-    ttl = _int(merged["ttl"], f"{where}.ttl", 1, MAX_SECONDS)
-    loop_wait = _int(merged["loop_wait"], f"{where}.loop_wait", 1, MAX_SECONDS)
-    retry_timeout = _int(merged["retry_timeout"], f"{where}.retry_timeout", 1, MAX_SECONDS)
+    ttl = as_int(merged["ttl"], f"{where}.ttl", 1, MAX_SECONDS)
+    loop_wait = as_int(merged["loop_wait"], f"{where}.loop_wait", 1, MAX_SECONDS)
+    retry_timeout = as_int(merged["retry_timeout"], f"{where}.retry_timeout", 1, MAX_SECONDS)
     validate_timing(ttl, loop_wait, retry_timeout, where)
     pg = merged.get("postgresql") or {}
-    _expect(pg, dict, f"{where}.postgresql")
+    expect(pg, dict, f"{where}.postgresql")
     params = pg.get("parameters") or {}
-    _expect(params, dict, f"{where}.postgresql.parameters")
+    expect(params, dict, f"{where}.postgresql.parameters")
     for pname, pvalue in params.items():
         _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
     quorum = isinstance(sync_mode, str) and sync_mode.strip().lower() == "quorum"
     slots = merged.get("slots") or {}
-    _expect(slots, dict, f"{where}.slots")
+    expect(slots, dict, f"{where}.slots")
     for name, slot in slots.items():
         key = f"{where}.slots.{name}"
-        _expect(slot, dict, key)
+        expect(slot, dict, key)
         kind = slot.get("type", "physical")
         if kind not in ("physical", "logical"):
             raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
         if kind == "logical" and not (slot.get("database") and slot.get("plugin")):
             raise ConfigError(f"{key}: a logical slot needs database and plugin")
-    from .bootstrap_config import standby_cluster  # local: it imports this module's validators
+    from .bootstrap import standby_cluster  # local: it imports this module's validators
 
     return DynamicSettings(
         standby_cluster=standby_cluster(data, where),
-        member_slots_ttl=_duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
+        member_slots_ttl=duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
         slots=dict(slots),
-        synchronous_mode=quorum or _bool(sync_mode, f"{where}.synchronous_mode"),
+        synchronous_mode=quorum or as_bool(sync_mode, f"{where}.synchronous_mode"),
         synchronous_quorum=quorum,
-        synchronous_mode_strict=_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
-        synchronous_node_count=_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1, 1000),
+        synchronous_mode_strict=as_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
+        synchronous_node_count=as_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1, 1000),
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
-        maximum_lag_on_failover=_int(merged["maximum_lag_on_failover"],
+        maximum_lag_on_failover=as_int(merged["maximum_lag_on_failover"],
                                      f"{where}.maximum_lag_on_failover", 0),
-        master_start_timeout=_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
+        master_start_timeout=as_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
                                   f"{where}.primary_start_timeout", 0, MAX_SECONDS),
-        check_timeline=_bool(merged["check_timeline"], f"{where}.check_timeline"),
-        failsafe_mode=_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
-        pause=_bool(merged["pause"], f"{where}.pause"),
-        use_pg_rewind=_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
-        use_slots=_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),
+        check_timeline=as_bool(merged["check_timeline"], f"{where}.check_timeline"),
+        failsafe_mode=as_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
+        pause=as_bool(merged["pause"], f"{where}.pause"),
+        use_pg_rewind=as_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
+        use_slots=as_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),
         parameters=dict(params),
         raw=data,
     )
@@ -278,20 +217,20 @@ def _dcs(raw: dict[str, Any], warnings: list[str]) -> DcsSettings:
     if len(present) > 1:
         raise ConfigError(f"{present[1]}: more than one DCS configured ({', '.join(present)})")
     kind = present[0]
-    section = _section(raw, kind)
+    section = as_section(raw, kind)
     _warn_unknown(section, ETCD_KEYS, kind, warnings)
-    protocol = _str(section.get("protocol", "http"), f"{kind}.protocol")
+    protocol = as_str(section.get("protocol", "http"), f"{kind}.protocol")
     if protocol not in ("http", "https"):
         raise ConfigError(f"{kind}.protocol: expected http or https, got {protocol!r}")
     hosts: list[str] = []
     if "hosts" in section:
         value = section["hosts"]
-        items = value.split(",") if isinstance(value, str) else _expect(value, list, f"{kind}.hosts")
+        items = value.split(",") if isinstance(value, str) else expect(value, list, f"{kind}.hosts")
         hosts = [str(h).strip() for h in items if str(h).strip()]
     elif "host" in section:
-        hosts = [_str(section["host"], f"{kind}.host")]
+        hosts = [as_str(section["host"], f"{kind}.host")]
     elif "url" in section:
-        hosts = [_str(section["url"], f"{kind}.url")]
+        hosts = [as_str(section["url"], f"{kind}.url")]
     else:
         raise ConfigError(f"{kind}.hosts: no etcd endpoint configured (host, hosts or url)")
     clean = []
@@ -308,7 +247,7 @@ def _dcs(raw: dict[str, Any], warnings: list[str]) -> DcsSettings:
 
 
 def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
-    section = _section(raw, "restapi")
+    section = as_section(raw, "restapi")
     _warn_unknown(section, KNOWN_KEYS["restapi"], "restapi", warnings)
     listen = section.get("listen")
     if listen is None:
@@ -321,7 +260,7 @@ def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
         chost, cport = split_host_port(connect, port, "restapi.connect_address")
         connect_address = f"{chost}:{cport}"
     auth = section.get("authentication") or {}
-    _expect(auth, dict, "restapi.authentication")
+    expect(auth, dict, "restapi.authentication")
     if auth:  # half a credential would leave the unsafe methods open: refuse it
         for key in ("username", "password"):
             if auth.get(key) in (None, ""):
@@ -336,7 +275,7 @@ def _restapi(raw: dict[str, Any], warnings: list[str]) -> RestApiSettings:
         else str(auth.get("password")),
         certfile=section.get("certfile"), keyfile=section.get("keyfile"), cafile=section.get("cafile"),
         verify_client=_verify_client(section.get("verify_client")), allowlist=tuple(str(a) for a in allow),
-        allowlist_include_members=_bool(section.get("allowlist_include_members", False),
+        allowlist_include_members=as_bool(section.get("allowlist_include_members", False),
                                         "restapi.allowlist_include_members"))
 
 
@@ -352,20 +291,20 @@ def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth 
     value = section.get(role)
     if value is None:
         return Auth(default_user) if default_user else None
-    _expect(value, dict, f"postgresql.authentication.{role}")
+    expect(value, dict, f"postgresql.authentication.{role}")
     user = value.get("username", default_user)
     if not user:
         raise ConfigError(f"postgresql.authentication.{role}.username: missing")
     password = value.get("password")
-    return Auth(_str(user, f"postgresql.authentication.{role}.username"),
+    return Auth(as_str(user, f"postgresql.authentication.{role}.username"),
                 None if password is None else str(password))
 
 
 def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str, Any],
                 warnings: list[str]) -> tuple[PostgresqlSettings, dict[str, Any]]:
-    section = _section(raw, "postgresql")
+    section = as_section(raw, "postgresql")
     methods = section.get("create_replica_methods") or ["basebackup"]
-    _expect(methods, list, "postgresql.create_replica_methods")
+    expect(methods, list, "postgresql.create_replica_methods")
     method_options = {m: section[m] for m in methods if isinstance(section.get(m), dict)}
     _warn_unknown(section, POSTGRESQL_KEYS | set(method_options), "postgresql", warnings)
     data_dir = section.get("data_dir")
@@ -382,27 +321,27 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
     else:
         connect_host, connect_port = split_host_port(connect, port, "postgresql.connect_address")
     auth = section.get("authentication") or {}
-    _expect(auth, dict, "postgresql.authentication")
+    expect(auth, dict, "postgresql.authentication")
     params = section.get("parameters") or {}
-    _expect(params, dict, "postgresql.parameters")
+    expect(params, dict, "postgresql.parameters")
     pg_hba = section.get("pg_hba") or bootstrap.get("pg_hba") or []
-    _expect(pg_hba, list, "postgresql.pg_hba")
+    expect(pg_hba, list, "postgresql.pg_hba")
     initdb = bootstrap.get("initdb") or []
-    _expect(initdb, list, "bootstrap.initdb")
+    expect(initdb, list, "bootstrap.initdb")
     basebackup = section.get("basebackup") or []
     if isinstance(basebackup, dict):
         basebackup = [{k: v} for k, v in basebackup.items()]
-    _expect(basebackup, list, "postgresql.basebackup")
+    expect(basebackup, list, "postgresql.basebackup")
     callbacks = section.get("callbacks") or {}
-    _expect(callbacks, dict, "postgresql.callbacks")
-    from .bootstrap_config import bootstrap_method  # local: it imports this module's validators
+    expect(callbacks, dict, "postgresql.callbacks")
+    from .bootstrap import bootstrap_method  # local: it imports this module's validators
 
     boot_method, boot_options, post_bootstrap = bootstrap_method(bootstrap)
     settings = PostgresqlSettings(
-        name=name, scope=scope, data_dir=_str(data_dir, "postgresql.data_dir"),
-        bin_dir=_str(section.get("bin_dir") or "/usr/lib/postgresql/15/bin", "postgresql.bin_dir"),
+        name=name, scope=scope, data_dir=as_str(data_dir, "postgresql.data_dir"),
+        bin_dir=as_str(section.get("bin_dir") or "/usr/lib/postgresql/15/bin", "postgresql.bin_dir"),
         listen_hosts=listen_hosts, port=port, connect_host=connect_host, connect_port=connect_port,
-        pgpass=_str(section.get("pgpass") or f"/tmp/pgpass_{name}", "postgresql.pgpass"),
+        pgpass=as_str(section.get("pgpass") or f"/tmp/pgpass_{name}", "postgresql.pgpass"),
         superuser=_auth(auth, "superuser", "postgres") or Auth("postgres"),
         replication=_auth(auth, "replication", "replicator") or Auth("replicator"),
         rewind=_auth(auth, "rewind", None),
@@ -411,14 +350,14 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         replica_method_options=method_options,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
         bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
-        remove_data_directory_on_rewind_failure=_bool(
+        remove_data_directory_on_rewind_failure=as_bool(
             section.get("remove_data_directory_on_rewind_failure", True),
             "postgresql.remove_data_directory_on_rewind_failure"),
-        remove_data_directory_on_diverged_timelines=_bool(
+        remove_data_directory_on_diverged_timelines=as_bool(
             section.get("remove_data_directory_on_diverged_timelines", True),
             "postgresql.remove_data_directory_on_diverged_timelines"),
         callbacks={str(k): str(v) for k, v in callbacks.items()},
-        pre_promote=None if section.get("pre_promote") is None else _str(section["pre_promote"],
+        pre_promote=None if section.get("pre_promote") is None else as_str(section["pre_promote"],
                                                                           "postgresql.pre_promote"),
     )
     return settings, params
@@ -439,11 +378,11 @@ def build_config(raw: Any, path: str | None = None,
     name = raw.get("name")
     if not name:
         raise ConfigError("name: missing (this member's name)")
-    scope, name = _str(scope, "scope"), _str(name, "name")
+    scope, name = as_str(scope, "scope"), as_str(name, "name")
     if "/" in scope or "/" in name:
         raise ConfigError("scope: '/' is not allowed in scope or name")
-    namespace = _str(raw.get("namespace", "/service/"), "namespace")
-    bootstrap = _section(raw, "bootstrap")
+    namespace = as_str(raw.get("namespace", "/service/"), "namespace")
+    bootstrap = as_section(raw, "bootstrap")
     _warn_unknown(bootstrap, KNOWN_KEYS["bootstrap"] | {str(bootstrap.get("method"))}, "bootstrap", warnings)
     if "users" in bootstrap:
         warnings.append("bootstrap.users is not applied (Patroni removed it in 3.0): create roles in "
@@ -453,19 +392,19 @@ def build_config(raw: Any, path: str | None = None,
     dcs = _dcs(raw, warnings)
     restapi = _restapi(raw, warnings)
     pg, local_params = _postgresql(raw, scope, name, bootstrap, warnings)
-    pg_section = _section(raw, "postgresql")
-    tags = _section(raw, "tags")
+    pg_section = as_section(raw, "postgresql")
+    tags = as_section(raw, "tags")
     for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
         if tag in tags:
-            tags[tag] = _bool(tags[tag], f"tags.{tag}")
+            tags[tag] = as_bool(tags[tag], f"tags.{tag}")
     if "failover_priority" in tags:
-        tags["failover_priority"] = _int(tags["failover_priority"], "tags.failover_priority", 0)
-    watchdog = _section(raw, "watchdog")
+        tags["failover_priority"] = as_int(tags["failover_priority"], "tags.failover_priority", 0)
+    watchdog = as_section(raw, "watchdog")
     try:
         parse_watchdog(watchdog)
     except WatchdogConfigError as exc:
         raise ConfigError(str(exc)) from None
-    log = _section(raw, "log")
+    log = as_section(raw, "log")
     try:
         vip = parse_vip(raw.get("vip"), warnings)
     except ValueError as exc:
@@ -475,9 +414,9 @@ def build_config(raw: Any, path: str | None = None,
         dynamic=dynamic, bootstrap_dcs=bootstrap_dcs, tags=tags, watchdog=watchdog, log=log, vip=vip,
         local_parameters=dict(local_params),
         local_use_pg_rewind=None if "use_pg_rewind" not in pg_section
-        else _bool(pg_section["use_pg_rewind"], "postgresql.use_pg_rewind"),
+        else as_bool(pg_section["use_pg_rewind"], "postgresql.use_pg_rewind"),
         local_use_slots=None if "use_slots" not in pg_section
-        else _bool(pg_section["use_slots"], "postgresql.use_slots"),
+        else as_bool(pg_section["use_slots"], "postgresql.use_slots"),
         path=path)
     return config.with_dynamic(dynamic), warnings
 

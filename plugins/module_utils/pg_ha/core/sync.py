@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .dcs.base import Cluster, SyncState
+from .model import Cluster, SyncState
 
 BLOCK_ALL = ("*",)
 

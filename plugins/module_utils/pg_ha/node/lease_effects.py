@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .dcs.base import Cluster
-from .ha import Decision
-from .postgresql.query import LocalState
-from .status import CycleFacts
-from .vip import NoVip, VipManager, holds_lease
-from .watchdog import Watchdog
-from .watchdog.loop import Step, after_cycle
+from ..core.ha import Decision
+from ..core.model import Cluster
+from ..core.status import CycleFacts
+from ..postgresql.query import LocalState
+from ..vip import NoVip, VipManager, holds_lease
+from ..watchdog import Watchdog
+from ..watchdog.loop import Step, after_cycle
 
 
 def watchdog_step(watchdog: Watchdog, applied: Decision, cluster: Cluster, facts: CycleFacts) -> None:

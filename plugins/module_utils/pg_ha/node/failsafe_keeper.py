@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from . import failsafe as rules
-from .dcs.base import AbstractDCS, Cluster
-from .ha import Decision
-from .settings import Config
+from ..config.settings import Config
+from ..core import failsafe as rules
+from ..core.ha import Decision
+from ..core.model import Cluster
+from ..dcs.base import AbstractDCS
 
 logger = logging.getLogger("pg_ha")
 
@@ -75,7 +76,7 @@ class FailsafeKeeper:
 
     @staticmethod
     def _call(name: str, api_url: str, body: dict[str, Any], config: Config) -> bool:
-        from .client import PgHaClient, PgHaClientError, base_url_from_api_url  # only in a DCS outage: lean idle
+        from ..client import PgHaClient, PgHaClientError, base_url_from_api_url  # only in a DCS outage: lean idle
 
         api = config.restapi  # members share the REST API credentials (and certificates), as in Patroni
         cert = (api.certfile, api.keyfile) if api.verify_client and api.certfile else (None, None)

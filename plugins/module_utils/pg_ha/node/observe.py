@@ -12,14 +12,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .actions import Executor
-from .dcs.base import Cluster
-from .ha import LocalView
+from ..config.settings import Config
+from ..core.ha import LocalView
+from ..core.model import Cluster
+from ..core.status import CycleFacts
+from ..postgresql.query import LocalState
+from ..watchdog import Watchdog
+from .executor import Executor
 from .peers import fetch_peers
-from .postgresql.query import LocalState
-from .settings import Config
-from .status import CycleFacts
-from .watchdog import Watchdog
 
 logger = logging.getLogger("pg_ha")
 

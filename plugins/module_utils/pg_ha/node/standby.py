@@ -15,11 +15,11 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .dcs.base import Cluster
-from .settings import DynamicSettings, PostgresqlSettings
+from ..config.settings import DynamicSettings, PostgresqlSettings
+from ..core.model import Cluster
 
 if TYPE_CHECKING:
-    from .actions import Executor
+    from .executor import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class _WithSettings:
 
 
 def _clone_remote(ex: Executor, conninfo: dict[str, Any]) -> bool:
-    from .postgresql import bootstrap as pg_bootstrap
+    from ..postgresql import bootstrap as pg_bootstrap
 
     methods = (ex.config.dynamic.standby_cluster or {}).get("create_replica_methods")
     settings = ex.pg.settings

@@ -9,12 +9,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import quorum
-from .dcs.base import AbstractDCS, Cluster
-from .sync import BLOCK_ALL
+from ..core import quorum
+from ..core.model import Cluster
+from ..core.sync import BLOCK_ALL
+from ..dcs.base import AbstractDCS
 
 if TYPE_CHECKING:
-    from .actions import Executor
+    from .executor import Executor
 
 logger = logging.getLogger("pg_ha")
 

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
-from .settings import Config
+from .. import __version__
+from ..config.settings import Config
 
 
 @dataclass(frozen=True)

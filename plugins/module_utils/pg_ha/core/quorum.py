@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .dcs.base import Cluster, SyncState
+from .model import Cluster, SyncState
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HA loop: read the DCS, look at PostgreSQL (observe.py), decide (ha.py), act
-(actions.py), then the lease's side effects (lease_duties.py), the leader's housekeeping
-(leader_duties.py), a due scheduled restart (restarts.py), and publish (member key + REST
+"""The HA loop: read the DCS, look at PostgreSQL (observe.py), decide (core/ha.py), act
+(executor.py), then the lease's side effects (lease_effects.py), the leader's housekeeping
+(leader_housekeeping.py), a due scheduled restart (restarts.py), and publish (member key + REST
 status); a cycle without the DCS goes to outage.py. Also the daemon's side of the REST API
 and of the configuration (dynamic config from the DCS, reload of the local file)."""
 from __future__ import annotations
@@ -13,22 +13,23 @@ import time
 from datetime import datetime
 from typing import Any
 
-from . import config as config_mod
-from . import lease_duties, standby
-from .actions import Executor, data_was_primary
-from .dcs.base import AbstractDCS, Cluster, DCSError
+from ..config import load as config_mod
+from ..config.settings import Config
+from ..core.ha import Action, Decision, Policy, decide
+from ..core.model import Cluster
+from ..core.status import CycleFacts, member_data, member_role, patroni_status
+from ..dcs.base import AbstractDCS, DCSError
+from ..postgresql.query import LocalState
+from ..vip import manager_for
+from ..watchdog import parse_watchdog
+from . import lease_effects, standby
+from .executor import Executor, data_was_primary
 from .failsafe_keeper import FailsafeKeeper
-from .ha import Action, Decision, Policy, decide
-from .leader_duties import LeaderDuties
-from .memory import trim_now_and_then
+from .heap_trim import trim_now_and_then
+from .leader_housekeeping import LeaderDuties
 from .observe import Observer
 from .outage import OutagePath
-from .postgresql.query import LocalState
 from .restarts import Restarts
-from .settings import Config
-from .status import CycleFacts, member_data, member_role, patroni_status
-from .vip import manager_for
-from .watchdog import parse_watchdog
 
 logger = logging.getLogger("pg_ha")
 
@@ -188,7 +189,7 @@ class Daemon:
             return
         logger.info("%s", applied.message)
         decision = applied
-        lease_duties.watchdog_step(self.watchdog, applied, cluster, facts)
+        lease_effects.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
             self.leader_duties.run(self._config, cluster, lambda: self._state_after(decision))
         self._manage_vip(decision)
@@ -216,7 +217,7 @@ class Daemon:
 
     def _manage_vip(self, decision: Decision) -> None:
         """Every cycle: the VIP is here iff we hold the lease and run as primary (re-added if gone)."""
-        lease_duties.manage_vip(self.executor.vip, decision, self.executor.busy is not None,
+        lease_effects.manage_vip(self.executor.vip, decision, self.executor.busy is not None,
                                 lambda: self._state_after(decision))
 
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .dcs.base import Cluster, Member, failover_priority
-from .ha import PeerInfo
-from .http1 import Connection, HttpError
-from .settings import RestApiSettings
+from ..config.settings import RestApiSettings
+from ..core.ha import PeerInfo
+from ..core.model import Cluster, Member, failover_priority
+from ..http1 import Connection, HttpError
 
 if TYPE_CHECKING:
     import ssl

@@ -14,18 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import quorum, standby
+from ..core import quorum
+from ..core.ha import Action, Decision
+from ..core.model import Cluster
+from ..core.sync import BLOCK_ALL, standby_names_value
+from ..dcs.base import AbstractDCS, DCSError
+from ..vip import manager_for
+from ..watchdog import Watchdog, parse_watchdog
+from ..watchdog import from_config as watchdog_from_config
+from . import standby
 from .callbacks import CallbackRunner, pre_promote_allows
-from .dcs.base import AbstractDCS, Cluster, DCSError
-from .ha import Action, Decision
-from .sync import BLOCK_ALL, standby_names_value
-from .vip import manager_for
-from .watchdog import Watchdog, parse_watchdog
-from .watchdog import from_config as watchdog_from_config
 
 if TYPE_CHECKING:
-    from .postgresql import Postgresql
-    from .settings import Config
+    from ..config.settings import Config
+    from ..postgresql import Postgresql
 
 logger = logging.getLogger(__name__)
 

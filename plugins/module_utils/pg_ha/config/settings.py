@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .vip import VipSettings
+    from ..vip import VipSettings
 
 DYNAMIC_DEFAULTS: dict[str, Any] = {
     "ttl": 30,

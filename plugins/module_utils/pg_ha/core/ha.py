@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import quorum as quorum_mod
-from .dcs.base import Cluster, Failover, valid_sysid
+from .model import Cluster, Failover, valid_sysid
 
 
 class Action(enum.StrEnum):

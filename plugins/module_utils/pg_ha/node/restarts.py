@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .actions import Executor
+from .executor import Executor
 
 logger = logging.getLogger("pg_ha")
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import lease_duties
-from .actions import Executor
-from .dcs.base import Cluster, DCSError
-from .failsafe import OutageView
+from ..config.settings import Config
+from ..core.failsafe import OutageView
+from ..core.ha import Action
+from ..core.model import Cluster
+from ..core.status import CycleFacts, patroni_status
+from ..dcs.base import DCSError
+from ..watchdog import Watchdog
+from . import lease_effects
+from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
-from .ha import Action
-from .settings import Config
-from .status import CycleFacts, patroni_status
-from .watchdog import Watchdog
 
 logger = logging.getLogger("pg_ha")
 
@@ -41,7 +42,7 @@ class OutagePath:
                           known_topology=self._failsafe.topology)
         decision = self._failsafe.decide(view, config, config.postgresql.conn_url, state.wal_lsn or 0)
         logger.info("%s", decision.message)
-        lease_duties.during_outage(self._watchdog, executor.vip, decision.consented)
+        lease_effects.during_outage(self._watchdog, executor.vip, decision.consented)
         if decision.action == Action.DEMOTE:
             memory = executor.memory
             memory.unverified_primary_data = True
