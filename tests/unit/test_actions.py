@@ -68,7 +68,7 @@ def test_refresh_failure_demotes() -> None:
     applied = ex.execute(decision, cluster, 100)
     assert applied.action == Action.DEMOTE
     assert pg.calls == ["stop:immediate"]
-    assert ex.memory.unverified_primary_data is True
+    assert ex.state.unverified_primary_data is True
 
 
 def test_refresh_lock_required_before_acting() -> None:

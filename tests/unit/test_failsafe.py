@@ -179,7 +179,7 @@ def test_ask_in_parallel_and_decide(servers: dict[str, RestApiServer]) -> None:
     assert keeper.is_active(30)
     refused = replace(view, known_topology={"pg0": "x", "pg1": url(servers["pg1"]), "dead": dead})
     decision = keeper.decide(refused, config, "postgres://pg0", 1)
-    assert decision.action == Action.DEMOTE and "no consent from dead" in decision.message
+    assert decision.action == Action.DEMOTE_OFFLINE and "no consent from dead" in decision.message
     assert not decision.consented
     assert not keeper.is_active(30)
     assert time.monotonic() - started < 10

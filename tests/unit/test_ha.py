@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pg_ha.core import failsafe
 from pg_ha.core.failsafe import OutageView, decide_without_dcs
-from pg_ha.core.ha import Action, LocalView, PeerInfo, Policy, decide
+from pg_ha.core.ha import REACQUIRE, Action, LocalView, PeerInfo, Policy, after_outage, decide
 from pg_ha.core.model import Cluster, ClusterConfig, Failover, Leader, Member, SyncState, TimelineHistory
 
 TAGGED: dict[str, dict[str, object]] = {}
@@ -75,6 +75,8 @@ CASES = [
      Action.UPDATE_LOCK, "updated leader lock during restart", None),
     ("busy-replica-waits", cluster(), local(busy="creating replica"), Policy(),
      Action.NOOP, "creating replica in progress", None),
+    ("incomplete-data-dir-is-removed", cluster(), local(incomplete_data_dir=True, running=False, sysid=None), Policy(),
+     Action.REMOVE_DATA_DIR, "has no pg_control (an interrupted basebackup?): removing it to clone again", None),
     ("empty-uninitialized-bootstraps", cluster(leader=None, initialize=None), local(data_dir_empty=True),
      Policy(), Action.BOOTSTRAP, "trying to bootstrap a new cluster", None),
     ("empty-uninitialized-nofailover-waits", cluster(leader=None, initialize=None),
@@ -354,9 +356,15 @@ def test_decision_table(case: tuple) -> None:
     assert decision.target == target
 
 
+# Actions no rule of decide() returns: the loop asks the Executor for them itself.
+REQUESTED_BY_THE_LOOP = {Action.REINITIALIZE, Action.FENCED}
+
+
 def test_every_action_is_covered_by_the_table() -> None:
     covered = {decide(c[1], c[2], c[3]).action for c in CASES}
-    assert covered == set(Action)
+    outage = {c[2] for c in OUTAGE_CASES}
+    assert covered | outage | REQUESTED_BY_THE_LOOP == set(Action)
+    assert not REQUESTED_BY_THE_LOOP & (covered | outage)
 
 
 def test_leader_refresh_failure_demotes() -> None:
@@ -448,20 +456,20 @@ OUTAGE_CASES = [
      "PAUSE: DCS is not accessible, continue to run as primary without lock"),
     ("paused-primary-with-answers-not-consented", outage(paused=True, answers=ALL_ACCEPT), Action.NOOP, False,
      "PAUSE: DCS is not accessible, continue to run as primary without lock"),
-    ("failsafe-off-demotes", outage(failsafe_mode=False, answers=ALL_ACCEPT), Action.DEMOTE, False,
+    ("failsafe-off-demotes", outage(failsafe_mode=False, answers=ALL_ACCEPT), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader"),
-    ("no-topology-demotes", outage(known_topology=None), Action.DEMOTE, False,
+    ("no-topology-demotes", outage(known_topology=None), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no failsafe topology is known)"),
-    ("not-in-topology-demotes", outage(known_topology=TOPOLOGY_WITHOUT_PG1, name="pg1"), Action.DEMOTE, False,
+    ("not-in-topology-demotes", outage(known_topology=TOPOLOGY_WITHOUT_PG1, name="pg1"), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader "
      "(failsafe: I (pg1) am not in the failsafe topology)"),
     ("every-member-accepts-continues", outage(answers=ALL_ACCEPT), Action.NOOP, True,
      "continue to run as a leader because failsafe mode is enabled and all members are accessible"),
-    ("one-member-refuses-demotes", outage(answers={"pg1": True, "pg2": False}), Action.DEMOTE, False,
+    ("one-member-refuses-demotes", outage(answers={"pg1": True, "pg2": False}), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg2)"),
-    ("unanswered-member-demotes", outage(answers={"pg2": True}), Action.DEMOTE, False,
+    ("unanswered-member-demotes", outage(answers={"pg2": True}), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1)"),
-    ("nobody-asked-demotes", outage(answers=None), Action.DEMOTE, False,
+    ("nobody-asked-demotes", outage(answers=None), Action.DEMOTE_OFFLINE, False,
      "demoting self because DCS is not accessible and I was a leader (failsafe: no consent from pg1, pg2)"),
     ("single-member-continues", outage(known_topology={"pg0": "http://127.0.0.1:8008/pg0"}, answers={}),
      Action.NOOP, True,
@@ -471,13 +479,16 @@ OUTAGE_CASES = [
 
 def test_after_outage_the_expired_key_is_taken_again_before_demoting() -> None:
     refresh = decide(cluster(leader="pg0"), local(name="pg0", in_recovery=False), FAILSAFE)
-    adjusted = failsafe.after_outage(refresh)
+    adjusted = after_outage(refresh)
     assert (adjusted.action, adjusted.message) == (refresh.action, refresh.message)
     assert adjusted.on_failure is not None and adjusted.on_failure.action == Action.ACQUIRE
-    assert adjusted.on_failure.message == failsafe.REACQUIRE
+    assert adjusted.on_failure.message == REACQUIRE
     assert adjusted.on_failure.on_failure == refresh.on_failure  # someone else has it: demote
     follow = decide(cluster(), local(), FAILSAFE)
-    assert failsafe.after_outage(follow) is follow
+    assert after_outage(follow) is follow
+    assert decide(cluster(), local(after_failsafe_outage=True), FAILSAFE) == follow
+    assert decide(cluster(leader="pg0"), local(name="pg0", in_recovery=False, after_failsafe_outage=True),
+                  FAILSAFE) == adjusted
 
 
 @pytest.mark.parametrize("case", OUTAGE_CASES, ids=[c[0] for c in OUTAGE_CASES])

@@ -26,7 +26,6 @@ ACCEPTED = "Accepted"  # the body of a 200 answer to POST /failsafe (as Patroni)
 CONTINUE = "continue to run as a leader because failsafe mode is enabled and all members are accessible"
 DEMOTE = "demoting self because DCS is not accessible and I was a leader"
 NOT_ACCESSIBLE = "DCS is not accessible"
-REACQUIRE = "failsafe: the leader key expired while the DCS was not accessible, taking it again"
 
 
 def topology(cluster: Cluster, me: str, my_api_url: str) -> dict[str, str]:
@@ -88,29 +87,18 @@ def decide_without_dcs(view: OutageView) -> OutageDecision:
     if view.paused:
         return OutageDecision(Action.NOOP, f"PAUSE: {NOT_ACCESSIBLE}, continue to run as primary without lock")
     if not view.failsafe_mode:
-        return OutageDecision(Action.DEMOTE, DEMOTE)
+        return OutageDecision(Action.DEMOTE_OFFLINE, DEMOTE)
     others = members_to_ask(view)
     if others is None:
         why = "no failsafe topology is known" if not isinstance(view.known_topology, Mapping) \
             else f"I ({view.name}) am not in the failsafe topology"
-        return OutageDecision(Action.DEMOTE, f"{DEMOTE} (failsafe: {why})")
+        return OutageDecision(Action.DEMOTE_OFFLINE, f"{DEMOTE} (failsafe: {why})")
     answers = view.answers or {}
     refused = sorted(n for n in others if not answers.get(n, False))
     if refused:
-        return OutageDecision(Action.DEMOTE,
+        return OutageDecision(Action.DEMOTE_OFFLINE,
                               f"{DEMOTE} (failsafe: no consent from {', '.join(refused)})")
     return OutageDecision(Action.NOOP, CONTINUE, consented=True)
-
-
-def after_outage(decision: Decision) -> Decision:
-    """The first cycles after an outage that the primary ran through on the members'
-    consent: its lease expired in etcd meanwhile, so the key it just read may vanish before
-    it refreshes it. Then it creates the key anew (only if absent: the members deferred to
-    it, nobody else took it) instead of demoting; if someone else has it, it demotes."""
-    failure = decision.on_failure
-    if decision.action != Action.UPDATE_LOCK or failure is None or failure.action != Action.DEMOTE:
-        return decision
-    return replace(decision, on_failure=Decision(Action.ACQUIRE, REACQUIRE, on_failure=failure))
 
 
 # -- the member side of POST /failsafe ---------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from . import quorum as quorum_mod
@@ -24,6 +24,8 @@ class Action(enum.StrEnum):
     BOOTSTRAP = "bootstrap"              # take `initialize`, then initdb
     TAKE_INITIALIZE = "take_initialize"  # existing data, no `initialize` key: publish our sysid
     CLONE = "clone"                      # empty data dir: create a replica from `target`
+    REINITIALIZE = "reinitialize"        # asked for (POST /reinitialize): wipe, clone from `target` again
+    REMOVE_DATA_DIR = "remove_data_dir"  # a data dir that can never start (no pg_control): wipe it
     START_PRIMARY = "start_primary"      # we hold the lock and PostgreSQL is down
     START_REPLICA = "start_replica"      # PostgreSQL down: start it as a standby of `target`
     REJOIN = "rejoin"                    # former primary: check divergence, rewind/re-clone, follow
@@ -31,9 +33,11 @@ class Action(enum.StrEnum):
     PROMOTE = "promote"                  # we hold the lock but are a standby
     ACQUIRE = "acquire"                  # take the leader key (then promote if a standby)
     DEMOTE = "demote"                    # a primary without the lock: stop at once, rejoin later
+    DEMOTE_OFFLINE = "demote_offline"    # DCS outage, no consent: stop at once, start read-only alone
     SWITCHOVER = "switchover"            # graceful: stop, hand the lock over to `target`
     RELEASE_LOCK = "release_lock"        # give the lock up (primary failed to start)
     CLEAR_FAILOVER = "clear_failover"    # drop a failover key that can no longer be honoured
+    FENCED = "fenced"                    # the watchdog fired: PostgreSQL was stopped by it
     FATAL = "fatal"                      # refuse to run (system identifier mismatch)
     # standby cluster (dynamic config standby_cluster): the leader replicates from a remote primary
     BOOTSTRAP_STANDBY = "bootstrap_standby"  # take `initialize`, clone the remote primary
@@ -84,6 +88,8 @@ class LocalView:
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
     watchdog_usable: bool = True         # False: watchdog mode is required and it cannot be armed
     bootstrap_backoff: bool = False      # our bootstrap failed a moment ago: let another member try
+    incomplete_data_dir: bool = False    # a data dir without global/pg_control (interrupted basebackup)
+    after_failsafe_outage: bool = False  # within ttl after an outage survived on the members' consent
     peers: Mapping[str, PeerInfo] | None = None
 
 
@@ -377,7 +383,27 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     return _acquire(local, standby=policy.standby_cluster)
 
 
+REACQUIRE = "failsafe: the leader key expired while the DCS was not accessible, taking it again"
+
+
+def after_outage(decision: Decision) -> Decision:
+    """The first cycles after an outage that the primary ran through on the members'
+    consent: its lease expired in etcd meanwhile, so the key it just read may vanish before
+    it refreshes it. Then it creates the key anew (only if absent: the members deferred to
+    it, nobody else took it) instead of demoting; if someone else has it, it demotes."""
+    failure = decision.on_failure
+    if decision.action != Action.UPDATE_LOCK or failure is None or failure.action != Action.DEMOTE:
+        return decision
+    return replace(decision, on_failure=Decision(Action.ACQUIRE, REACQUIRE, on_failure=failure))
+
+
 def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
+    """The decision of one cycle (its sentence is the cycle's INFO line)."""
+    decision = _decide(cluster, local, policy)
+    return after_outage(decision) if local.after_failsafe_outage else decision
+
+
+def _decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     me = local.name
     leader = cluster.leader.name if cluster.leader else None
     paused = cluster.paused
@@ -387,6 +413,9 @@ def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                             on_failure=Decision(Action.NOOP,
                                                 f"failed to update leader lock during {local.busy}"))
         return Decision(Action.NOOP, f"{local.busy} in progress")
+    if local.incomplete_data_dir:
+        return Decision(Action.REMOVE_DATA_DIR, "the data directory has no pg_control (an interrupted "
+                        "basebackup?): removing it to clone again")
     if local.data_dir_empty:
         return _no_data(cluster, local, policy)
     if cluster.initialize and local.sysid and cluster.initialize != local.sysid:

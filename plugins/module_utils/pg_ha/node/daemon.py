@@ -20,10 +20,9 @@ from ..core.model import Cluster
 from ..core.status import CycleFacts, member_data, member_role, patroni_status
 from ..dcs.base import AbstractDCS, DCSError
 from ..postgresql.query import LocalState
-from ..vip import manager_for
 from ..watchdog import parse_watchdog
 from . import lease_effects, standby
-from .executor import Executor, data_was_primary
+from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
 from .heap_trim import trim_now_and_then
 from .leader_housekeeping import LeaderDuties
@@ -63,8 +62,6 @@ class Daemon:
         self.leader_duties = LeaderDuties(dcs, pg, self.executor, self.failsafe)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
-        if not pg.data_dir_empty() and data_was_primary(config.postgresql.data_dir):
-            self.executor.memory.unverified_primary_data = True
 
     # -- ApiBackend ------------------------------------------------------------------
     @property
@@ -116,18 +113,12 @@ class Daemon:
         if cluster.leader.name == self._config.name:
             return 503, "I am the leader, can not reinitialize"
         leader = cluster.leader.name
-
-        def reinit() -> None:
-            self.executor.memory.stopped_on_purpose = True
-            self.pg.stop("immediate")
-            self.pg.remove_data_dir()
-            conninfo = self.executor.conninfo(cluster, leader)
-            if conninfo and self.pg.create_replica(conninfo):
-                self.executor.memory.unverified_primary_data = False
-                self.executor.start_replica(cluster, leader)
-
-        if not self.executor.run_async("creating replica", reinit):
+        request = Decision(Action.REINITIALIZE, f"reinitialize: removing the data directory to clone from "
+                           f"the leader {leader}", target=leader, on_failure=Decision(Action.NOOP, "busy"))
+        applied = self.executor.execute(request, cluster, 0)
+        if applied.action != Action.REINITIALIZE:
             return 503, f"{self.executor.busy} in progress"
+        logger.info("%s", applied.message)
         return 200, "reinitialize started"
 
     # -- the loop ----------------------------------------------------------------------
@@ -172,12 +163,13 @@ class Daemon:
             self._reload_requested = False
             self._reload_local()
         if self.watchdog.fired():
-            logger.error("the watchdog fired while this daemon did not keep it alive: PostgreSQL was fenced")
-            self.executor.memory.unverified_primary_data = True
-            self.executor.memory.stopped_on_purpose = True
-        view, facts, self._cycle_state = self.observer.gather(self._config, cluster, self._dcs_last_seen,
-                                                              self.restarts.scheduled)
-        decision = self.failsafe.adjust(decide(cluster, view, self._policy()), self._config.dynamic.ttl)
+            fenced = Decision(Action.FENCED, "the watchdog fired while this daemon did not keep it alive: "
+                              "PostgreSQL was fenced")
+            logger.error("%s", self.executor.execute(fenced, cluster, 0).message)
+        view, facts, self._cycle_state = self.observer.gather(
+            self._config, cluster, self._dcs_last_seen, self.restarts.scheduled,
+            after_failsafe_outage=self.failsafe.recently_back(self._config.dynamic.ttl))
+        decision = decide(cluster, view, self._policy())
         if cluster.leader is not None:
             logger.info("Lock owner: %s; I am %s", cluster.leader.name, self._config.name)
         if decision.action == Action.FATAL:
@@ -250,7 +242,7 @@ class Daemon:
     def _set_config(self, new: Config) -> None:
         old = self._config
         self._config = new
-        self.executor.config = new
+        self.executor.reconfigure(old, new)
         self._dcs.set_ttl(new.dynamic.ttl)
         self._dcs.set_retry_timeout(new.dynamic.retry_timeout)
         self.watchdog.reconfigure(parse_watchdog(new.watchdog))
@@ -258,11 +250,6 @@ class Daemon:
                                  new.dynamic.failsafe_mode)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
-        if old.vip != new.vip:
-            self.executor.vip.release("the vip configuration changed")
-            self.executor.vip = manager_for(new.vip)
-        if old.dynamic.standby_cluster != new.dynamic.standby_cluster:
-            self.executor.memory.upstream = None  # re-point: ha.py compares it with the remote
         self._apply_pg_settings()
 
     def _apply_pg_settings(self) -> None:
@@ -297,25 +284,5 @@ class Daemon:
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:
         """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
-        self.executor.join(timeout=60)
-        cluster = self._cluster
-        logger.info("shutting down: stopping PostgreSQL")
-        self.executor.memory.stopped_on_purpose = True
-        role = str(self._status.get("role", "unknown"))
-        paused = cluster is not None and cluster.paused
-        if not paused:  # before PostgreSQL stops and the lock goes
-            self.executor.vip.release("shutting down")
-        if self.pg.stop("fast"):
-            self.executor.callbacks.fire("on_stop", role)
-        if paused and not self.pg.is_running():
-            self.executor.vip.release("shutting down")
-        if cluster is not None and cluster.leader is not None and cluster.leader.name == self._config.name:
-            try:
-                _, lsn = self.pg.local_timeline_lsn()
-                self._dcs.delete_leader(cluster.leader, lsn)
-                logger.info("leader key released")
-            except DCSError as exc:
-                logger.warning("could not release the leader key: %s", exc)
-        self.watchdog.disarm()
-        self.executor.callbacks.drain()
+        self.executor.shutdown(self._cluster, str(self._status.get("role", "unknown")))
         self._dcs.close()

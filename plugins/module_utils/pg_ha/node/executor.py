@@ -1,29 +1,32 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Executes the HA loop's Decisions. Long steps (initdb, basebackup, rewind, start)
-run in a background thread; while one runs the node is `busy` and the loop keeps
-refreshing the lease instead of deciding anything new."""
+"""The Executor: the only writer of the node's state (state.py). It carries out a Decision
+by the handler the HANDLERS table names for its Action; long steps (initdb, basebackup,
+rewind, start) run in the background (background.py) while the loop keeps the lease.
+
+Every side effect of the HA cycle is one Action run here: the ones core/ha.py decides,
+and those the loop meets outside the rules (a demotion in a DCS outage, a reinitialize
+asked over the REST API, a fired watchdog)."""
 from __future__ import annotations
 
 import json
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core import quorum
 from ..core.ha import Action, Decision
 from ..core.model import Cluster
-from ..core.sync import BLOCK_ALL, standby_names_value
 from ..dcs.base import AbstractDCS, DCSError
 from ..vip import manager_for
 from ..watchdog import Watchdog, parse_watchdog
 from ..watchdog import from_config as watchdog_from_config
 from . import standby
+from .background import BackgroundWork
 from .callbacks import CallbackRunner, pre_promote_allows
+from .state import NodeState
+from .sync_control import SyncControl
 
 if TYPE_CHECKING:
     from ..config.settings import Config
@@ -31,82 +34,65 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class NodeMemory:
-    """What the executor remembers between cycles (fed back into LocalView)."""
-
-    upstream: str | None = None
-    unverified_primary_data: bool = False
-    primary_start_failed: bool = False
-    stopped_on_purpose: bool = False
-    fatal: str | None = None
-    bootstrap_failed_at: float | None = None  # time.monotonic() of our last failed bootstrap
+Handler = Callable[["Executor", Decision, Cluster, int], bool]
 
 
-class Executor:
+def data_was_primary(data_dir: str) -> bool:
+    """A non-empty data directory without standby.signal last ran as a primary."""
+    return os.path.exists(os.path.join(data_dir, "PG_VERSION")) and \
+        not os.path.exists(os.path.join(data_dir, "standby.signal"))
+
+
+class Executor(BackgroundWork, SyncControl):
     def __init__(self, config: Config, dcs: AbstractDCS, pg: Postgresql) -> None:
+        BackgroundWork.__init__(self)
+        SyncControl.__init__(self)
         self.config = config
         self.dcs = dcs
         self.pg = pg
-        self.memory = NodeMemory()
-        self._busy: str | None = None
-        self._busy_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
-        self.sync_commit: quorum.Commit | None = None  # quorum commit: ANY n (...) in force, else None
+        self._state = NodeState()
+        if data_was_primary(config.postgresql.data_dir):  # found at start: check it against a leader
+            self._state = self._state.data_suspect()
         self.callbacks = CallbackRunner(config.postgresql.callbacks, config.scope)
         self.last_role: str | None = None
         self.vip = manager_for(config.vip)  # released here before a primary stops
-        self.on_done: Callable[[], None] = lambda: None  # wakes the loop after a background step
         self.watchdog: Watchdog = watchdog_from_config(parse_watchdog(config.watchdog), config.postgresql.data_dir)
 
-    # -- background work ---------------------------------------------------------
+    # -- the node's state: read by anyone, changed here only --------------------------
     @property
-    def busy(self) -> str | None:
-        return self._busy
+    def state(self) -> NodeState:
+        return self._state
 
-    def try_begin(self, what: str) -> bool:
-        with self._busy_lock:
-            if self._busy is not None:
-                return False
-            self._busy = what
-            return True
-
-    def end(self) -> None:
-        with self._busy_lock:
-            self._busy = None
-
-    def run_async(self, what: str, func: Callable[[], Any]) -> bool:
-        if not self.try_begin(what):
-            return False
-
-        def runner() -> None:
-            result: Any = False
-            try:
-                result = func()
-            except Exception:  # noqa: BLE001 - a failed step must not kill the daemon
-                logger.exception("%s failed", what)
-            finally:
-                self.end()
-                if result is not False:  # a failed step is retried at the next regular cycle
-                    self.on_done()
-
-        self._thread = threading.Thread(target=runner, name=what.replace(" ", "-"), daemon=True)
-        self._thread.start()
-        return True
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _become(self, transition: Callable[[NodeState], NodeState]) -> None:
+        self._state = transition(self._state)
 
     def bootstrap_backoff(self) -> bool:
         """After a failed bootstrap, leave the initialize key to the other members for 2 * ttl
         (Patroni exits instead)."""
-        failed = self.memory.bootstrap_failed_at
+        failed = self._state.bootstrap_failed_at
         return failed is not None and time.monotonic() - failed < 2 * self.config.dynamic.ttl
 
-    # -- callbacks -----------------------------------------------------------------
+    def reconfigure(self, old: Config, new: Config) -> None:
+        """A new configuration (dynamic config changed or the local file reloaded)."""
+        self.config = new
+        if old.vip != new.vip:
+            self.vip.release("the vip configuration changed")
+            self.vip = manager_for(new.vip)
+        if old.dynamic.standby_cluster != new.dynamic.standby_cluster:
+            self._become(NodeState.upstream_forgotten)
+
+    # -- dispatch ---------------------------------------------------------------------
+    def execute(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> Decision:
+        """Carry the decision out; returns the one that was actually applied (its
+        on_failure when the step did not succeed), whose sentence the loop logs."""
+        if decision.refresh_lock and not self.refresh_lock(cluster, wal_lsn):
+            return Decision(Action.NOOP, f"failed to update leader lock: not acting on '{decision.message}'")
+        ok = HANDLERS[decision.action](self, decision, cluster, wal_lsn)
+        if ok is False and decision.on_failure is not None:
+            return self.execute(decision.on_failure, cluster, wal_lsn)
+        return decision
+
+    # -- callbacks --------------------------------------------------------------------
     def note_role(self, role: str) -> None:
         """on_role_change when a running node changes between primary, replica and standby_leader."""
         if role not in ("primary", "replica", "standby_leader"):
@@ -115,72 +101,7 @@ class Executor:
             self.callbacks.fire("on_role_change", role)
         self.last_role = role
 
-    def promote(self, cluster: Cluster) -> bool | None:
-        """Watchdog, fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
-        if not self.watchdog.arm():
-            logger.error("not promoting self because the watchdog could not be activated: releasing the lock")
-            self.dcs.delete_leader(None)
-            return None
-        if not pre_promote_allows(self.config.postgresql.pre_promote, self.config.scope,
-                                  self.config.dynamic.retry_timeout * 2):
-            self.dcs.delete_leader(None)
-            return None
-        if not self.pg.promote():
-            return False
-        self.after_promotion(cluster)
-        return True
-
-    # -- synchronous replication ---------------------------------------------------
-    def effective_pg_settings(self) -> Any:
-        settings = self.config.postgresql
-        if self.sync_commit is not None:
-            value = quorum.standby_names_value(self.sync_commit)
-        elif self.sync_names is None:
-            return settings
-        else:
-            value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
-        return replace(settings, parameters={**settings.parameters, "synchronous_standby_names": value})
-
-    def set_sync_names(self, names: tuple[str, ...] | None) -> None:
-        if names == self.sync_names and self.sync_commit is None:
-            return
-        self.sync_names = names
-        self.sync_commit = None
-        self.pg.update_settings(self.effective_pg_settings())
-
-    def set_sync_commit(self, commit: quorum.Commit) -> None:
-        """Quorum commit: make PostgreSQL wait for ANY n of these standbys."""
-        if commit == self.sync_commit:
-            return
-        self.sync_commit = commit
-        self.sync_names = BLOCK_ALL if commit.block_all else tuple(sorted(commit.names))
-        self.pg.update_settings(self.effective_pg_settings())
-
-    def prepare_promotion(self, cluster: Cluster) -> bool:
-        """Synchronous mode: claim the sync key for us with no standby (CAS) and make
-        PostgreSQL wait for standbys ('*' when strict) before it accepts writes."""
-        dyn = self.config.dynamic
-        if not dyn.synchronous_mode:
-            self.set_sync_names(None)
-            return True
-        claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
-        handover = quorum.promotion_state(cluster.sync, self.config.name) if dyn.synchronous_quorum else None
-        if handover is not None:
-            claim = quorum.sync_key_value(self.config.name, handover[1])
-        elif dyn.synchronous_quorum:
-            claim["quorum"] = 0
-        value = json.dumps(claim, separators=(",", ":"))
-        if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
-            logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
-            return False
-        if handover is not None:
-            logger.info("quorum commit: promoting with %s", quorum.describe(handover[0]))
-            self.set_sync_commit(handover[0])
-        else:
-            self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
-        return True
-
-    # -- helpers -----------------------------------------------------------------
+    # -- steps shared by several handlers ---------------------------------------------
     def conninfo(self, cluster: Cluster, name: str | None) -> dict[str, Any] | None:
         member = cluster.get_member(name) if name else None
         if member is None or not member.conn_url:
@@ -210,107 +131,158 @@ class Executor:
         conninfo = self.conninfo(cluster, target)
         ok = self.pg.start("replica", conninfo, self.slot_for_me(cluster, target) if conninfo else None)
         if ok:
-            self.memory.upstream = target if conninfo else None
-            self.memory.stopped_on_purpose = False
+            self._become(lambda s: s.started_replica(target if conninfo else None))
             self.callbacks.fire("on_start", "replica")
             self.note_role("replica")
         return ok
 
-    # -- dispatch ------------------------------------------------------------------
-    def execute(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> Decision:
-        """Carry the decision out; returns the one that was actually applied (its
-        on_failure when the DCS said no), whose sentence the loop logs."""
-        if decision.refresh_lock and not self.refresh_lock(cluster, wal_lsn):
-            return Decision(Action.NOOP, f"failed to update leader lock: not acting on '{decision.message}'")
-        handler = getattr(self, f"_do_{decision.action.value}")
-        ok = handler(decision, cluster, wal_lsn)
-        if ok is False and decision.on_failure is not None:
-            return self.execute(decision.on_failure, cluster, wal_lsn)
-        return decision
-
-    def _do_noop(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def promote(self, cluster: Cluster) -> bool | None:
+        """Watchdog, fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
+        if not self.watchdog.arm():
+            logger.error("not promoting self because the watchdog could not be activated: releasing the lock")
+            self.dcs.delete_leader(None)
+            return None
+        if not pre_promote_allows(self.config.postgresql.pre_promote, self.config.scope,
+                                  self.config.dynamic.retry_timeout * 2):
+            self.dcs.delete_leader(None)
+            return None
+        if not self.pg.promote():
+            return False
+        self.after_promotion(cluster)
         return True
 
-    def _do_update_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def after_promotion(self, cluster: Cluster) -> None:
+        self.note_role("primary")
+        self._become(NodeState.promoted)
+        if cluster.failover is not None:
+            self.dcs.set_failover_value("", cluster.failover.version)
+
+    def _clone_then_start(self, cluster: Cluster, source: str | None, conninfo: dict[str, Any]) -> None:
+        """Copy the data directory from `source`, then stream from the leader (a
+        replicatefrom tag re-points us on the next cycle)."""
+        if self.pg.create_replica(conninfo):
+            self._become(NodeState.data_verified)
+            self.start_replica(cluster, cluster.leader.name if cluster.leader else source)
+        else:
+            logger.error("failed to create a replica from %s", source)
+
+    def _bootstrap(self, what: str, make_data: Callable[[], bool], role: str, failure: str,
+                   started: Callable[[NodeState], NodeState], success: str) -> bool:
+        """Take the initialize key, make the data directory and start PostgreSQL (in the
+        background), publish the system identifier, take the leader key, write the initial
+        dynamic config. On failure: data directory emptied, initialize key released, and
+        the other members get the next try (bootstrap_backoff)."""
+        if not self.dcs.initialize(create_new=True, sysid=""):
+            return False
+
+        def run() -> None:
+            if not make_data():
+                logger.error("%s: removing the data directory and the initialize key", failure)
+                self.pg.stop("immediate")
+                self.pg.remove_data_dir()
+                self.dcs.cancel_initialization()
+                self._become(lambda s: s.bootstrap_failed(time.monotonic()))
+                return
+            self._become(started)
+            self.callbacks.fire("on_start", role)
+            if role == "primary":
+                self.note_role("primary")
+            self.dcs.initialize(create_new=False, sysid=self.pg.sysid() or "")
+            if self.dcs.attempt_to_acquire_leader():
+                logger.info("%s", success)
+            if self.dcs.get_cluster().config is None:
+                self.dcs.set_config_value(json.dumps(self.config.bootstrap_dcs, separators=(",", ":")))
+
+        return self.run_async(what, run)
+
+    def _stop_primary(self, why: str, mode: str) -> bool:
+        """Release the VIP first, then stop the primary; on_stop when it stopped."""
+        self.vip.release(why)
+        self._become(NodeState.demoted)
+        if not self.pg.stop(mode):
+            return False
+        self.callbacks.fire("on_stop", "primary")
+        return True
+
+    # -- handlers: one per Action (HANDLERS below) ------------------------------------
+    def _noop(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return True
+
+    def _update_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         """A DCSError (no definite answer) propagates: the loop's DCS-outage path decides
         then, as for a failed read (failsafe_mode); False means the key is not ours."""
         if cluster.leader is None or cluster.leader.name != self.config.name:
             return False
         return self.dcs.update_leader(cluster.leader, wal_lsn)
 
-    def _do_fatal(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        self.memory.fatal = decision.message
+    def _fatal(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        self._become(lambda s: s.refused(decision.message))
         return True
 
-    def _do_bootstrap(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        if not self.dcs.initialize(create_new=True, sysid=""):
-            return False
+    def _bootstrap_new(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        initdb = list(self.config.postgresql.initdb)
+        return self._bootstrap("initializing new cluster", lambda: self.pg.bootstrap(initdb), "primary",
+                               "bootstrap failed", lambda s: s, "initialized a new cluster")
 
-        def bootstrap() -> None:
-            if not self.pg.bootstrap(list(self.config.postgresql.initdb)):
-                logger.error("bootstrap failed: removing the data directory and the initialize key")
-                self.pg.stop("immediate")
-                self.pg.remove_data_dir()
-                self.dcs.cancel_initialization()
-                self.memory.bootstrap_failed_at = time.monotonic()
-                return
-            self.callbacks.fire("on_start", "primary")
-            self.note_role("primary")
-            sysid = self.pg.sysid() or ""
-            self.dcs.initialize(create_new=False, sysid=sysid)
-            if self.dcs.attempt_to_acquire_leader():
-                logger.info("initialized a new cluster")
-            if self.dcs.get_cluster().config is None:
-                self.dcs.set_config_value(json.dumps(self.config.bootstrap_dcs, separators=(",", ":")))
-
-        return self.run_async("initializing new cluster", bootstrap)
-
-    def _do_take_initialize(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _take_initialize(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         # no key yet: create it (CAS); a key holding garbage: the leader overwrites it
         return self.dcs.initialize(create_new=cluster.initialize is None, sysid=self.pg.sysid() or "")
 
-    def _do_clone(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _clone(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         conninfo = self.conninfo(cluster, decision.target)
         if conninfo is None:
             return False
+        return self.run_async("creating replica", lambda: self._clone_then_start(cluster, decision.target, conninfo))
 
-        def clone() -> None:
-            if self.pg.create_replica(conninfo):
-                self.memory.unverified_primary_data = False
-                # stream from the leader; a replicatefrom tag re-points us on the next cycle
-                self.start_replica(cluster, cluster.leader.name if cluster.leader else decision.target)
-            else:
-                logger.error("failed to create a replica from %s", decision.target)
+    def _reinitialize(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """POST /reinitialize: stop, remove the data directory, clone from the leader again."""
+        leader = decision.target
 
-        return self.run_async("creating replica", clone)
+        def reinit() -> None:
+            self._become(NodeState.stopping)
+            self.pg.stop("immediate")
+            self.pg.remove_data_dir()
+            conninfo = self.conninfo(cluster, leader)
+            if conninfo:
+                self._clone_then_start(cluster, leader, conninfo)
 
-    def _do_start_primary(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        return self.run_async("creating replica", reinit)
+
+    def _remove_data_dir(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """A data directory that can never start (an interrupted pg_basebackup): wipe it;
+        the next cycle, at once, clones again."""
+        self._become(NodeState.data_verified)
+        removed = self.pg.remove_data_dir()
+        if removed:
+            self.on_done()
+        return bool(removed)
+
+    def _fenced(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        self._become(NodeState.fenced)
+        return True
+
+    def _start_primary(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         def start() -> None:
             if self.pg.start("primary"):
                 self.callbacks.fire("on_start", "primary")
                 self.note_role("primary")
-                self.memory.primary_start_failed = False
-                self.memory.stopped_on_purpose = False
-                self.memory.upstream = None
+                self._become(NodeState.started_primary)
             else:
                 logger.error("failed to start PostgreSQL as the primary")
-                self.memory.primary_start_failed = True
-                self.memory.unverified_primary_data = True
+                self._become(NodeState.primary_did_not_start)
 
         return self.run_async("starting", start)
 
-    def _do_start_replica(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _start_replica(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         def start() -> bool:
             if self.start_replica(cluster, decision.target):
                 return True
-            # e.g. "requested timeline N is not a child of this server's history": the next
-            # cycle checks for divergence against the leader (rewind or re-clone), no blind retry
             logger.warning("PostgreSQL did not start as a replica: checking it against the leader next")
-            self.memory.unverified_primary_data = True
+            self._become(NodeState.replica_did_not_start)
             return False
         return self.run_async("starting", start)
 
-    def _do_rejoin(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _rejoin(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         conninfo = self.conninfo(cluster, decision.target)
         if conninfo is None:
             return False
@@ -321,7 +293,7 @@ class Executor:
         rewind (or wipe for a fresh clone) when it did, then follow."""
         settings = self.config.postgresql
         if self.pg.is_running():
-            self.memory.stopped_on_purpose = True
+            self._become(NodeState.stopping)
             self.pg.stop("fast")
         if not self.pg.ensure_clean_shutdown():
             logger.error("could not shut the former primary down cleanly; will retry")
@@ -338,30 +310,30 @@ class Executor:
                 logger.warning("the former primary diverged and cannot be rewound: removing the data "
                                "directory to take a fresh copy from the leader")
                 self.pg.remove_data_dir()
-                self.memory.unverified_primary_data = False
+                self._become(NodeState.data_verified)
                 return True
             else:
                 logger.error("the former primary diverged from the leader and neither use_pg_rewind nor "
                              "remove_data_directory_on_diverged_timelines is set: not starting it")
                 return False
-        self.memory.unverified_primary_data = False
+        self._become(NodeState.data_verified)
         logger.info("starting as a secondary")
         return self.start_replica(cluster, target)
 
-    def _do_follow(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _follow(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         conninfo = self.conninfo(cluster, decision.target)
         if conninfo is None:
             return False
         self.pg.follow(conninfo, self.slot_for_me(cluster, decision.target))
-        self.memory.upstream = decision.target
+        self._become(lambda s: s.following(decision.target))
         return True
 
-    def _do_promote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _promote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if not self.prepare_promotion(cluster):
             return False
         return self.promote(cluster) is True
 
-    def _do_acquire(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _acquire(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if not self.dcs.attempt_to_acquire_leader():
             return False
         if self.pg.state().in_recovery and not self.prepare_promotion(cluster):
@@ -375,31 +347,26 @@ class Executor:
             self.dcs.delete_leader(None)
         return True
 
-    def after_promotion(self, cluster: Cluster) -> None:
-        self.note_role("primary")
-        self.memory.upstream = None
-        self.memory.unverified_primary_data = False
-        if cluster.failover is not None:
-            self.dcs.set_failover_value("", cluster.failover.version)
-
-    def _do_demote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _demote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self.vip.release("demoting: I do not hold the leader lock")
-        self.memory.stopped_on_purpose = True
-        self.memory.unverified_primary_data = True
-        self.memory.upstream = None
+        self._become(NodeState.demoted)
         self.pg.stop("immediate")
         self.callbacks.fire("on_stop", "primary")
         return True
 
-    def _do_switchover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        self.vip.release("switchover: handing the leader lock over")
-        self.memory.stopped_on_purpose = True
-        self.memory.unverified_primary_data = True
-        self.memory.upstream = None
-        if not self.pg.stop("fast"):
+    def _demote_offline(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """A DCS outage without the members' consent: stop at once and start read-only,
+        following nobody, until the DCS tells who leads. The VIP went before (lease_effects)."""
+        self._become(NodeState.demoted)
+        self.pg.stop("immediate")
+        self.watchdog.disarm()
+        self.run_async("starting", lambda: self.pg.start("replica", None, None))
+        return True
+
+    def _switchover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        if not self._stop_primary("switchover: handing the leader lock over", "fast"):
             logger.error("switchover: PostgreSQL did not stop, keeping the leader lock")
             return False
-        self.callbacks.fire("on_stop", "primary")
         _, lsn = self.pg.local_timeline_lsn()
         self.dcs.delete_leader(cluster.leader, lsn)
         logger.info("switchover: leader lock released at %s", lsn)
@@ -410,29 +377,111 @@ class Executor:
             self.run_async("starting", lambda: self.start_replica(cluster, decision.target))
         return True
 
-    def _do_release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self.vip.release("releasing the leader lock")
-        self.memory.primary_start_failed = False
-        self.memory.unverified_primary_data = True
+        self._become(NodeState.lock_released)
         return self.dcs.delete_leader(cluster.leader)
 
-    # -- standby cluster (standby.py) -----------------------------------------------
-    def _do_bootstrap_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        return standby.bootstrap_standby(self, cluster)
-
-    def _do_standby_leader(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        return standby.standby_leader(self, cluster)
-
-    def _do_acquire_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        return standby.acquire_standby(self, cluster)
-
-    def _do_clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+    def _clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if cluster.failover is not None:
             self.dcs.set_failover_value("", cluster.failover.version)
         return True
 
+    # -- standby cluster (standby.py) --------------------------------------------------
+    def _bootstrap_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        config, pg = self.config, self.pg
+        remote = standby.remote_name(config.dynamic)
+        conninfo = standby.remote_conninfo(config, pg)
+        return self._bootstrap(
+            "bootstrapping standby leader",
+            lambda: standby.clone_remote(config, pg, conninfo) and standby.start_as_standby(config, pg),
+            standby.ROLE, f"failed to bootstrap the standby leader from the remote primary {remote}",
+            lambda s: s.bootstrapped_standby(remote),
+            f"initialized a standby cluster: standby leader replicating from {remote}")
 
-def data_was_primary(data_dir: str) -> bool:
-    """A non-empty data directory without standby.signal last ran as a primary."""
-    return os.path.exists(os.path.join(data_dir, "PG_VERSION")) and \
-        not os.path.exists(os.path.join(data_dir, "standby.signal"))
+    def _follow_remote(self) -> bool:
+        standby.follow_remote(self.config, self.pg)
+        remote = standby.remote_name(self.config.dynamic)
+        self._become(lambda s: s.following_remote(remote))
+        return True
+
+    def _standby_leader(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """We hold the lock: make PostgreSQL a standby of the remote primary (start it, re-point
+        it, or restart a read-write one as a standby)."""
+        if self.pg.is_running():
+            if self.pg.state().in_recovery is not False:
+                return self._follow_remote()
+            self._become(NodeState.stopping)
+            return self.run_async("demoting to standby leader", self._follow_remote)
+
+        def start() -> bool:
+            remote = standby.remote_name(self.config.dynamic)
+            if standby.start_as_standby(self.config, self.pg):
+                self._become(lambda s: s.started_standby_leader(remote))
+                self.callbacks.fire("on_start", standby.ROLE)
+                return True
+            logger.error("the standby leader's PostgreSQL did not start")
+            self._become(NodeState.standby_leader_did_not_start)
+            return False
+
+        return self.run_async("starting", start)
+
+    def _acquire_standby(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """Take the leader key and, holding it, stream from the remote primary at once."""
+        if not self.dcs.attempt_to_acquire_leader():
+            return False
+        if self.pg.is_running() and self.pg.state().in_recovery is not False:
+            self._follow_remote()
+        if cluster.failover is not None:  # a switchover to us is done
+            self.dcs.set_failover_value("", cluster.failover.version)
+        return True
+
+    # -- outside the cycle ------------------------------------------------------------
+    def shutdown(self, cluster: Cluster | None, role: str) -> None:
+        """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
+        self.join(timeout=60)
+        logger.info("shutting down: stopping PostgreSQL")
+        self._become(NodeState.stopping)
+        paused = cluster is not None and cluster.paused
+        if not paused:  # before PostgreSQL stops and the lock goes
+            self.vip.release("shutting down")
+        if self.pg.stop("fast"):
+            self.callbacks.fire("on_stop", role)
+        if paused and not self.pg.is_running():
+            self.vip.release("shutting down")
+        if cluster is not None and cluster.leader is not None and cluster.leader.name == self.config.name:
+            try:
+                _, lsn = self.pg.local_timeline_lsn()
+                self.dcs.delete_leader(cluster.leader, lsn)
+                logger.info("leader key released")
+            except DCSError as exc:
+                logger.warning("could not release the leader key: %s", exc)
+        self.watchdog.disarm()
+        self.callbacks.drain()
+
+
+HANDLERS: Mapping[Action, Handler] = {
+    Action.NOOP: Executor._noop,
+    Action.UPDATE_LOCK: Executor._update_lock,
+    Action.BOOTSTRAP: Executor._bootstrap_new,
+    Action.TAKE_INITIALIZE: Executor._take_initialize,
+    Action.CLONE: Executor._clone,
+    Action.REINITIALIZE: Executor._reinitialize,
+    Action.REMOVE_DATA_DIR: Executor._remove_data_dir,
+    Action.START_PRIMARY: Executor._start_primary,
+    Action.START_REPLICA: Executor._start_replica,
+    Action.REJOIN: Executor._rejoin,
+    Action.FOLLOW: Executor._follow,
+    Action.PROMOTE: Executor._promote,
+    Action.ACQUIRE: Executor._acquire,
+    Action.DEMOTE: Executor._demote,
+    Action.DEMOTE_OFFLINE: Executor._demote_offline,
+    Action.SWITCHOVER: Executor._switchover,
+    Action.RELEASE_LOCK: Executor._release_lock,
+    Action.CLEAR_FAILOVER: Executor._clear_failover,
+    Action.FENCED: Executor._fenced,
+    Action.FATAL: Executor._fatal,
+    Action.BOOTSTRAP_STANDBY: Executor._bootstrap_standby,
+    Action.STANDBY_LEADER: Executor._standby_leader,
+    Action.ACQUIRE_STANDBY: Executor._acquire_standby,
+}

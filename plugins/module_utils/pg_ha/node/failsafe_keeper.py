@@ -15,7 +15,6 @@ from typing import Any
 
 from ..config.settings import Config
 from ..core import failsafe as rules
-from ..core.ha import Decision
 from ..core.model import Cluster
 from ..dcs.base import AbstractDCS
 
@@ -96,14 +95,12 @@ class FailsafeKeeper:
                 self._back_at = time.monotonic()
             self._active_since = None
 
-    def adjust(self, decision: Decision, ttl: float) -> Decision:
-        """For ttl seconds after an outage survived on the members' consent: re-take an
-        expired leader key rather than demote (failsafe.after_outage)."""
+    def recently_back(self, ttl: float) -> bool:
+        """Within ttl seconds after an outage survived on the members' consent: core/ha.py
+        re-takes an expired leader key rather than demote (ha.after_outage)."""
         with self._lock:
             back_at = self._back_at
-        if back_at is None or time.monotonic() - back_at >= ttl:
-            return decision
-        return rules.after_outage(decision)
+        return back_at is not None and time.monotonic() - back_at < ttl
 
     # -- member side -----------------------------------------------------------------
     def receive(self, body: Any, failsafe_mode: bool, running_primary: bool) -> tuple[int, str]:

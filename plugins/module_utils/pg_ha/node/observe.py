@@ -62,37 +62,39 @@ class Observer:
         self.stuck_following = StuckCheck()
 
     def gather(self, config: Config, cluster: Cluster, dcs_last_seen: int,
-               scheduled_restart: dict[str, Any] | None) -> tuple[LocalView, CycleFacts, LocalState]:
+               scheduled_restart: dict[str, Any] | None,
+               after_failsafe_outage: bool = False) -> tuple[LocalView, CycleFacts, LocalState]:
         """The view ha.decide() gets, the facts the cycle publishes, and the state read."""
-        memory = self._executor.memory
+        node = self._executor.state  # read-only: the Executor owns it
         busy = self._executor.busy
         empty = self._pg.data_dir_empty() if not busy else False
-        if not empty and not busy and self._incomplete_data_dir(config):
-            empty = True
+        incomplete = not empty and not busy and self._incomplete_data_dir(config)
+        void = empty or incomplete
         state = self._pg.state()
         leader = cluster.leader.name if cluster.leader else None
-        need_peers = not busy and not empty and (
+        need_peers = not busy and not void and (
             leader is None or (leader == config.name and cluster.failover is not None))
         peers = fetch_peers(cluster, config.name, min(2.0, config.dynamic.retry_timeout),
                             config.restapi) if need_peers else None
-        sysid = state.sysid or (None if empty or busy else self._pg.sysid())
+        sysid = state.sysid or (None if void or busy else self._pg.sysid())
         wal = state.wal_lsn or 0
         view = LocalView(
             name=config.name, now=datetime.now(UTC), data_dir_empty=empty, sysid=sysid,
             running=state.running, in_recovery=state.in_recovery if state.running else True,
-            timeline=state.timeline, wal_lsn=wal, upstream=memory.upstream, busy=busy,
-            unverified_primary_data=memory.unverified_primary_data,
-            primary_start_failed=memory.primary_start_failed, nofailover=config.nofailover,
+            timeline=state.timeline, wal_lsn=wal, upstream=node.upstream, busy=busy,
+            unverified_primary_data=node.unverified_primary_data,
+            primary_start_failed=node.primary_start_failed, nofailover=config.nofailover,
             failover_priority=config.failover_priority,
             replicatefrom=config.tags.get("replicatefrom") or None,
-            stuck_following=self.stuck_following(cluster, state, memory.upstream),
-            bootstrap_backoff=self._executor.bootstrap_backoff(),
+            stuck_following=self.stuck_following(cluster, state, node.upstream),
+            bootstrap_backoff=self._executor.bootstrap_backoff(), incomplete_data_dir=incomplete,
+            after_failsafe_outage=after_failsafe_outage,
             peers=peers, watchdog_usable=self._watchdog.usable())
         receiver = state.wal_receiver or {}
         facts = CycleFacts(
             running=state.running, in_recovery=view.in_recovery, busy=busy,
-            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty,
-            data_dir_empty=empty, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
+            crashed=not state.running and not busy and not node.stopped_on_purpose and not void,
+            data_dir_empty=void, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
             replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
             replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
             server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
@@ -105,11 +107,6 @@ class Observer:
 
     def _incomplete_data_dir(self, config: Config) -> bool:
         """A data directory without global/pg_control (an interrupted pg_basebackup) can never
-        start: wipe it so the member clones again."""
+        start: core/ha.py has it removed so the member clones again."""
         data_dir = config.postgresql.data_dir
-        if os.path.exists(os.path.join(data_dir, "global", "pg_control")) or self._pg.is_running():
-            return False
-        logger.warning("data directory %s has no pg_control (an interrupted basebackup?): removing it "
-                       "to clone again", data_dir)
-        self._executor.memory.unverified_primary_data = False
-        return self._pg.remove_data_dir()
+        return not os.path.exists(os.path.join(data_dir, "global", "pg_control")) and not self._pg.is_running()

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HA cycle in which the DCS could not be read (any DCSError): decide with the
 failsafe rules (ask the members when failsafe_mode is on), keep or drop the lease's side
-effects, demote a primary that has no consent, and publish what we still know."""
+effects, have the Executor demote a primary that has no consent, and publish what we
+still know."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ from typing import Any
 
 from ..config.settings import Config
 from ..core.failsafe import OutageView
-from ..core.ha import Action
+from ..core.ha import Action, Decision
 from ..core.model import Cluster
 from ..core.status import CycleFacts, patroni_status
 from ..dcs.base import DCSError
@@ -43,14 +44,8 @@ class OutagePath:
         decision = self._failsafe.decide(view, config, config.postgresql.conn_url, state.wal_lsn or 0)
         logger.info("%s", decision.message)
         lease_effects.during_outage(self._watchdog, executor.vip, decision.consented)
-        if decision.action == Action.DEMOTE:
-            memory = executor.memory
-            memory.unverified_primary_data = True
-            memory.stopped_on_purpose = True
-            memory.upstream = None
-            pg.stop("immediate")
-            self._watchdog.disarm()
-            executor.run_async("starting", lambda: pg.start("replica", None, None))
+        if decision.action == Action.DEMOTE_OFFLINE:
+            executor.execute(Decision(decision.action, decision.message), known or Cluster(), state.wal_lsn or 0)
         elif not state.running or state.in_recovery:
             self._watchdog.disarm()
         facts = CycleFacts(running=state.running, in_recovery=state.in_recovery, wal_lsn=state.wal_lsn or 0,

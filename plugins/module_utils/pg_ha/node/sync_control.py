@@ -1,0 +1,81 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Executor's hold on synchronous_standby_names: the names (or the quorum commit) in
+force, and the claim of the sync key before a promotion. PostgreSQL's settings, not the
+node's state."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..core import quorum
+from ..core.model import Cluster
+from ..core.sync import BLOCK_ALL, standby_names_value
+from ..dcs.base import AbstractDCS
+
+if TYPE_CHECKING:
+    from ..config.settings import Config
+    from ..postgresql import Postgresql
+
+logger = logging.getLogger("pg_ha.node.executor")
+
+
+class SyncControl:
+    config: Config
+    dcs: AbstractDCS
+    pg: Postgresql
+
+    def __init__(self) -> None:
+        self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
+        self.sync_commit: quorum.Commit | None = None  # quorum commit: ANY n (...) in force, else None
+
+    def effective_pg_settings(self) -> Any:
+        settings = self.config.postgresql
+        if self.sync_commit is not None:
+            value = quorum.standby_names_value(self.sync_commit)
+        elif self.sync_names is None:
+            return settings
+        else:
+            value = standby_names_value(self.sync_names, self.config.dynamic.synchronous_node_count)
+        return replace(settings, parameters={**settings.parameters, "synchronous_standby_names": value})
+
+    def set_sync_names(self, names: tuple[str, ...] | None) -> None:
+        if names == self.sync_names and self.sync_commit is None:
+            return
+        self.sync_names = names
+        self.sync_commit = None
+        self.pg.update_settings(self.effective_pg_settings())
+
+    def set_sync_commit(self, commit: quorum.Commit) -> None:
+        """Quorum commit: make PostgreSQL wait for ANY n of these standbys."""
+        if commit == self.sync_commit:
+            return
+        self.sync_commit = commit
+        self.sync_names = BLOCK_ALL if commit.block_all else tuple(sorted(commit.names))
+        self.pg.update_settings(self.effective_pg_settings())
+
+    def prepare_promotion(self, cluster: Cluster) -> bool:
+        """Synchronous mode: claim the sync key for us with no standby (CAS) and make
+        PostgreSQL wait for standbys ('*' when strict) before it accepts writes."""
+        dyn = self.config.dynamic
+        if not dyn.synchronous_mode:
+            self.set_sync_names(None)
+            return True
+        claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
+        handover = quorum.promotion_state(cluster.sync, self.config.name) if dyn.synchronous_quorum else None
+        if handover is not None:
+            claim = quorum.sync_key_value(self.config.name, handover[1])
+        elif dyn.synchronous_quorum:
+            claim["quorum"] = 0
+        value = json.dumps(claim, separators=(",", ":"))
+        if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
+            logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
+            return False
+        if handover is not None:
+            logger.info("quorum commit: promoting with %s", quorum.describe(handover[0]))
+            self.set_sync_commit(handover[0])
+        else:
+            self.set_sync_names(BLOCK_ALL if dyn.synchronous_mode_strict else ())
+        return True
