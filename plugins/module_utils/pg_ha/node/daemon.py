@@ -25,7 +25,7 @@ from . import lease_effects, standby
 from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
 from .heap_trim import trim_now_and_then
-from .leader_housekeeping import LeaderDuties
+from .leader_housekeeping import LeaderHousekeeping
 from .observe import Observer
 from .outage import OutagePath
 from .restarts import Restarts
@@ -59,7 +59,7 @@ class Daemon:
         self._dcs_last_seen = 0
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
-        self.leader_duties = LeaderDuties(dcs, pg, self.executor, self.failsafe)
+        self.housekeeping = LeaderHousekeeping(dcs, pg, self.executor, self.failsafe)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
 
@@ -183,7 +183,7 @@ class Daemon:
         decision = applied
         lease_effects.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
-            self.leader_duties.run(self._config, cluster, lambda: self._state_after(decision))
+            self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)

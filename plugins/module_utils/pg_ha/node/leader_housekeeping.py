@@ -25,7 +25,7 @@ from .quorum_steps import manage_quorum
 logger = logging.getLogger("pg_ha")
 
 
-class LeaderDuties:
+class LeaderHousekeeping:
     """One per daemon; remembers when each member was last seen (for member_slots_ttl)."""
 
     def __init__(self, dcs: AbstractDCS, pg: Any, executor: Executor, failsafe: FailsafeKeeper) -> None:

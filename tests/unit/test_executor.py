@@ -1,4 +1,4 @@
-"""Executor: DCS outcomes pick the applied decision; memory follows role changes."""
+"""Executor: DCS outcomes pick the applied decision; the node state follows role changes."""
 from __future__ import annotations
 
 from typing import Any
