@@ -25,6 +25,7 @@ from .settings import (
     PostgresqlSettings,
     RestApiSettings,
 )
+from .slots import parse_ignore_slots, parse_slots, raw_slots
 
 logger = logging.getLogger(__name__)
 
@@ -150,22 +151,18 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
     quorum = isinstance(sync_mode, str) and sync_mode.strip().lower() == "quorum"
-    slots = merged.get("slots") or {}
-    expect(slots, dict, f"{where}.slots")
-    for name, slot in slots.items():
-        key = f"{where}.slots.{name}"
-        expect(slot, dict, key)
-        kind = slot.get("type", "physical")
-        if kind not in ("physical", "logical"):
-            raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
-        if kind == "logical" and not (slot.get("database") and slot.get("plugin")):
-            raise ConfigError(f"{key}: a logical slot needs database and plugin")
+    slots_key, raw = raw_slots(data)  # not `merged`: a null value is a physical slot here
+    slots, problems = parse_slots(raw, f"{where}.{slots_key}")
+    ignore_slots, ignore_problems = parse_ignore_slots(merged.get("ignore_slots"), f"{where}.ignore_slots")
+    if problems or ignore_problems:
+        raise ConfigError("; ".join(problems + ignore_problems))
     from .bootstrap import standby_cluster  # local: it imports this module's validators
 
     return DynamicSettings(
         standby_cluster=standby_cluster(data, where),
         member_slots_ttl=duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
-        slots=dict(slots),
+        slots=slots,
+        ignore_slots=ignore_slots,
         synchronous_mode=quorum or as_bool(sync_mode, f"{where}.synchronous_mode"),
         synchronous_quorum=quorum,
         synchronous_mode_strict=as_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),

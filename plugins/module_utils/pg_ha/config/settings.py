@@ -49,6 +49,7 @@ class PostgresqlSettings:
     pg_hba: tuple[str, ...] = ()  # postgresql.pg_hba, or bootstrap.pg_hba when empty
     use_pg_rewind: bool = False
     use_slots: bool = True
+    enforce_hot_standby_feedback: bool = False  # permanent logical slots here need it (Patroni)
     create_replica_methods: tuple[str, ...] = ("basebackup",)
     replica_method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     basebackup: tuple[Any, ...] = ()  # extra pg_basebackup options (str or {k: v})
@@ -123,7 +124,8 @@ class DynamicSettings:
     synchronous_node_count: int = 1
     failsafe_mode: bool = False  # keep a primary that reaches every member while the DCS is down
     synchronous_quorum: bool = False  # synchronous_mode: quorum (ANY k, Patroni 4)
-    slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent replication slots
+    slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent slots (config/slots.py)
+    ignore_slots: tuple[dict[str, str], ...] = ()  # matchers of slots pg_ha leaves alone
     member_slots_ttl: int = 1800  # keep a vanished member's slot this long (seconds)
     standby_cluster: dict[str, Any] | None = None  # replicate from another cluster's primary
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -164,5 +166,10 @@ class Config:
         params.update(self.local_parameters)
         use_rewind = dynamic.use_pg_rewind if self.local_use_pg_rewind is None else self.local_use_pg_rewind
         use_slots = dynamic.use_slots if self.local_use_slots is None else self.local_use_slots
-        pg = replace(self.postgresql, parameters=params, use_pg_rewind=use_rewind, use_slots=use_slots)
+        # Patroni (should_enforce_hot_standby_feedback): a member that keeps copies of permanent
+        # logical slots runs with hot_standby_feedback=on, whatever the parameters say
+        feedback = use_slots and dynamic.standby_cluster is None and not self.nofailover and \
+            not self.tags.get("nostream") and any(s.get("type") == "logical" for s in dynamic.slots.values())
+        pg = replace(self.postgresql, parameters=params, use_pg_rewind=use_rewind, use_slots=use_slots,
+                     enforce_hot_standby_feedback=feedback)
         return replace(self, dynamic=dynamic, postgresql=pg)

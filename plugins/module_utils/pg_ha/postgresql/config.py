@@ -76,6 +76,8 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
     params["listen_addresses"] = settings.listen_hosts
     params["port"] = settings.port
     params["hot_standby"] = True
+    if settings.enforce_hot_standby_feedback:  # copies of permanent logical slots need it
+        params["hot_standby_feedback"] = True
     return params
 
 

@@ -1,0 +1,238 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Permanent replication slots, pure: the dynamic config's `slots` (with Patroni's
+shorthand forms), `ignore_slots`, the slots the leader publishes in the `status` key,
+and what a replica does with its copies (copy, advance, create, drop).
+
+Behaviour follows Patroni 4.1 (patroni/dcs/__init__.py Cluster.is_physical_slot,
+is_logical_slot, _merge_permanent_slots; patroni/postgresql/slots.py
+_ensure_logical_slots_replica, _ensure_physical_slots, ignore_replication_slot,
+_ready_logical_slots). No I/O here."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """One permanent slot of the dynamic config."""
+
+    name: str
+    type: str  # "physical" | "logical"
+    database: str | None = None
+    plugin: str | None = None
+    cluster_type: str | None = None  # physical only: "primary" | "standby" | None (both)
+
+    @property
+    def logical(self) -> bool:
+        return self.type == "logical"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.logical:
+            out.update(database=self.database, plugin=self.plugin)
+        elif self.cluster_type:
+            out["cluster_type"] = self.cluster_type
+        return out
+
+
+@dataclass(frozen=True)
+class LocalSlot:
+    """A slot as pg_replication_slots shows it (lsn: confirmed_flush_lsn of a logical
+    slot, restart_lsn of a physical one; 0 when NULL)."""
+
+    name: str
+    type: str
+    database: str | None = None
+    plugin: str | None = None
+    active: bool = False
+    lsn: int = 0
+    xmin: int | None = None
+    catalog_xmin: int | None = None
+    wal_status: str | None = None
+
+
+def specs_from(slots: Mapping[str, Mapping[str, Any]]) -> dict[str, SlotSpec]:
+    """SlotSpecs from DynamicSettings.slots (normalised by config/slots.py)."""
+    return {name: SlotSpec(name, str(v.get("type", "physical")), v.get("database"), v.get("plugin"),
+                           v.get("cluster_type")) for name, v in slots.items()}
+
+
+def ignored(matchers: Iterable[Mapping[str, str]], slot: LocalSlot) -> bool:
+    """Patroni's ignore_replication_slot: a matcher matches when every attribute it
+    names equals the slot's."""
+    attrs = {"name": slot.name, "database": slot.database, "plugin": slot.plugin, "type": slot.type}
+    return any(all(not v or attrs.get(k) == v for k, v in m.items()) for m in matchers)
+
+
+def matches(spec: SlotSpec, slot: LocalSlot) -> bool:
+    """Patroni's compare_slots: same type; a logical one also the same database and plugin."""
+    return spec.type == slot.type and (not spec.logical or
+                                        (spec.database == slot.database and spec.plugin == slot.plugin))
+
+
+def wanted_permanent(specs: Mapping[str, SlotSpec], me_slot: str, *, standby_cluster: bool,
+                     nofailover: bool, nostream: bool = False) -> dict[str, SlotSpec]:
+    """The permanent slots this node keeps (Patroni's _get_permanent_slots): none with
+    nofailover; physical only in a standby cluster or without streaming; never a physical
+    slot named after this node; cluster_type limits a physical slot to one kind of cluster."""
+    if nofailover:
+        return {}
+    out: dict[str, SlotSpec] = {}
+    for name, spec in specs.items():
+        if spec.logical:
+            if not standby_cluster and not nostream:
+                out[name] = spec
+            continue
+        if name == me_slot or spec.cluster_type == ("primary" if standby_cluster else "standby"):
+            continue
+        out[name] = spec
+    return out
+
+
+def published_slots(local: Mapping[str, LocalSlot], specs: Mapping[str, SlotSpec],
+                    member_slots: Iterable[str], me_slot: str, wal_lsn: int | None) -> dict[str, int]:
+    """The `slots` of the status key: {name: lsn} of the permanent slots that exist here
+    as configured (confirmed_flush_lsn / restart_lsn) and of the member slots (restart_lsn),
+    plus our own slot name at our WAL position (Patroni's Postgresql.slots(): a replica
+    keeping a physical slot for us advances it to there)."""
+    out: dict[str, int] = {}
+    for name in sorted(set(specs) | set(member_slots)):
+        slot = local.get(name)
+        if slot is None or not slot.lsn:
+            continue
+        spec = specs.get(name)
+        if spec is not None and not matches(spec, slot):
+            continue
+        if spec is None and slot.type != "physical":
+            continue
+        out[name] = slot.lsn
+    if wal_lsn:
+        out[me_slot] = wal_lsn
+    return out
+
+
+def status_slots(status: Mapping[str, Any] | None) -> dict[str, int]:
+    """{name: lsn} from the status key; garbage entries are left out."""
+    raw = (status or {}).get("slots")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): v for k, v in raw.items()
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0}
+
+
+def status_value(optime: int, slots: Mapping[str, int], retain_slots: Iterable[str]) -> dict[str, Any]:
+    """The status key as Patroni writes it: absent fields rather than nulls."""
+    value: dict[str, Any] = {"optime": optime}
+    if slots:
+        value["slots"] = dict(slots)
+    retain = sorted(set(retain_slots))
+    if retain:
+        value["retain_slots"] = retain
+    return value
+
+
+@dataclass(frozen=True)
+class PrimaryPlan:
+    """What the primary does to its logical slots this cycle (physical ones, member slots
+    included, are kept by postgresql/slots.sync_replication_slots)."""
+
+    create_logical: tuple[SlotSpec, ...] = ()
+    drop: tuple[str, ...] = ()  # unknown, mismatching or wal_status=lost logical slots
+
+
+def primary_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
+                 matchers: Iterable[Mapping[str, str]], paused: bool) -> PrimaryPlan:
+    """Patroni's _drop_incorrect_slots + _ensure_logical_slots_primary: a logical slot
+    that is not permanent is dropped unless ignore_slots matches it or the cluster is
+    paused; a permanent one whose database or plugin changed, or whose WAL is lost, is
+    dropped and created again."""
+    matchers = tuple(matchers)
+    drop: list[str] = []
+    for name, slot in sorted(local.items()):
+        if slot.type != "logical":
+            continue
+        spec = wanted.get(name)
+        if spec is not None and matches(spec, slot) and slot.wal_status != "lost":
+            continue
+        if spec is None and (paused or ignored(matchers, slot)):
+            continue
+        drop.append(name)
+    present = {n for n in local if n not in set(drop)}
+    return PrimaryPlan(create_logical=tuple(s for n, s in sorted(wanted.items()) if s.logical and n not in present),
+                       drop=tuple(drop))
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """What a replica does to its copies of the permanent slots this cycle."""
+
+    copy: tuple[str, ...] = ()  # logical slots to copy from the primary (PostgreSQL stopped)
+    advance: dict[str, dict[str, int]] = field(default_factory=dict)  # {database: {slot: lsn}}
+    create_physical: tuple[str, ...] = ()
+    advance_physical: dict[str, int] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+
+def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot], published: Mapping[str, int],
+                 replay_lsn: int, matchers: Iterable[Mapping[str, str]], paused: bool) -> ReplicaPlan:
+    """Patroni's sync_replication_slots on a replica (PostgreSQL >= 11):
+
+    - a logical slot missing here is copied from the primary, but only once the primary
+      published its position (a slot without feedback in the DCS is not copied);
+    - a logical slot here is advanced to the published position, never past replay_lsn;
+    - a physical permanent slot is created here and, while inactive without xmin,
+      advanced to the published position;
+    - slots that are not permanent and not ignored are dropped (inactive ones only, by the
+      caller); so is a copy whose database/plugin no longer matches or whose WAL is lost.
+    """
+    matchers = tuple(matchers)
+    drop: list[str] = []
+    for name, slot in sorted(local.items()):
+        spec = wanted.get(name)
+        if spec is not None and matches(spec, slot) and slot.wal_status != "lost":
+            continue
+        if spec is None and (paused or ignored(matchers, slot)):
+            continue
+        drop.append(name)
+    gone = set(drop)
+    copy: list[str] = []
+    advance: dict[str, dict[str, int]] = {}
+    create_physical: list[str] = []
+    advance_physical: dict[str, int] = {}
+    for name, spec in sorted(wanted.items()):
+        lsn = published.get(name, 0)
+        slot = local.get(name) if name not in gone else None
+        if spec.logical:
+            if slot is None:
+                if lsn:
+                    copy.append(name)
+                continue
+            target = min(lsn, replay_lsn)
+            if lsn and slot.lsn < target:
+                advance.setdefault(str(spec.database), {})[name] = target
+            continue
+        if slot is None:
+            create_physical.append(name)
+        elif not slot.active and not slot.xmin and slot.lsn and lsn > slot.lsn:
+            advance_physical[name] = lsn
+    return ReplicaPlan(tuple(copy), advance, tuple(create_physical), advance_physical, tuple(drop))
+
+
+def copy_is_safe(primary_logical_catalog_xmin: int, primary_physical_catalog_xmin: int | None,
+                 standby_catalog_xmin: int | None) -> bool:
+    """Patroni's _ready_logical_slots: a copied logical slot is safe to use after a
+    promotion once the catalog_xmin of our physical slot on the primary (hot_standby_feedback)
+    overtook the primary's logical slot's, and does not exceed our copy's."""
+    return (primary_physical_catalog_xmin is not None and standby_catalog_xmin is not None
+            and primary_logical_catalog_xmin <= primary_physical_catalog_xmin <= standby_catalog_xmin)
+
+
+def needs_hot_standby_feedback(specs: Mapping[str, SlotSpec], *, use_slots: bool, standby_cluster: bool,
+                               nofailover: bool) -> bool:
+    """Patroni enforces hot_standby_feedback=on on a node that keeps permanent logical
+    slots (should_enforce_hot_standby_feedback): they need the primary to keep the catalog
+    rows their decoding reads."""
+    return use_slots and not standby_cluster and not nofailover and any(s.logical for s in specs.values())

@@ -1,0 +1,217 @@
+"""Permanent replication slots: the config (Patroni's forms), the status key's slots, and
+what the primary and a replica do with their slots (core/slots.py, table-tested)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pg_ha.config.load import ConfigError, build_config, dynamic_from
+from pg_ha.config.slots import parse_ignore_slots, parse_slot, raw_slots
+from pg_ha.core import slots as rules
+from pg_ha.core.slots import LocalSlot, SlotSpec
+from pg_ha.postgresql import config as pgconfig
+
+CDC = SlotSpec("cdc", "logical", "db", "test_decoding")
+ARCHIVE = SlotSpec("archive", "physical")
+
+
+# -- config -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, parsed", [
+    (None, {"type": "physical"}),
+    ({}, {"type": "physical"}),
+    ({"type": "physical"}, {"type": "physical"}),
+    ({"cluster_type": "standby"}, {"type": "physical", "cluster_type": "standby"}),
+    ({"database": "db", "plugin": "pgoutput"}, {"type": "logical", "database": "db", "plugin": "pgoutput"}),
+    ({"type": "logical", "database": "db", "plugin": "pgoutput"},
+     {"type": "logical", "database": "db", "plugin": "pgoutput"}),
+    ({"database": "db"}, {"type": "physical"}),  # Patroni: no plugin, no type -> physical
+])
+def test_slot_forms_patroni_accepts(value, parsed) -> None:
+    assert parse_slot("s1", value) == parsed
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("Bad-Name", None, "invalid permanent replication slot name 'Bad-Name'"),
+    ("x" * 64, None, "invalid permanent replication slot name"),
+    ("s", "physical", "slots.s: expected dict"),
+    ("s", {"type": "weird"}, "slots.s.type: expected physical or logical"),
+    ("s", {"type": "logical", "plugin": "p"}, "slots.s: a logical slot needs database and plugin"),
+    ("s", {"cluster_type": "both"}, "slots.s.cluster_type: expected primary or standby"),
+])
+def test_slot_forms_refused(name, value, message) -> None:
+    result = parse_slot(name, value)
+    assert isinstance(result, str) and message in result
+
+
+def test_config_key_spellings_in_patroni_order() -> None:
+    assert raw_slots({"slots": {"a": None}}) == ("slots", {"a": None})
+    assert raw_slots({"permanent_slots": {"b": None}, "slots": {"a": None}}) == ("permanent_slots", {"b": None})
+    assert raw_slots({"permanent_replication_slots": {"c": None}, "permanent_slots": {"b": None}})[0] == \
+        "permanent_replication_slots"
+    assert raw_slots({}) == ("slots", {})
+
+
+def test_dynamic_config_keeps_a_null_slot_and_the_ignore_list() -> None:
+    dyn = dynamic_from({"permanent_slots": {"archive": None, "cdc": {"database": "db", "plugin": "p"}},
+                        "ignore_slots": [{"name": "ext", "type": "logical"}, {"plugin": "wal2json"}]})
+    assert dyn.slots == {"archive": {"type": "physical"}, "cdc": {"type": "logical", "database": "db", "plugin": "p"}}
+    assert dyn.ignore_slots == ({"name": "ext", "type": "logical"}, {"plugin": "wal2json"})
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "x"}, "ignore_slots: expected a list"),
+    (["x"], "ignore_slots[0]: expected dict"),
+    ([{"nam": "x"}], "ignore_slots[0]: unknown keys nam"),
+])
+def test_ignore_slots_refused(raw, message) -> None:
+    assert message in parse_ignore_slots(raw)[1][0]
+    with pytest.raises(ConfigError, match=r"config\.ignore_slots"):
+        dynamic_from({"ignore_slots": raw}, "config")
+
+
+def _config(dynamic: dict, tags: dict | None = None):
+    raw = {"scope": "s", "name": "pg-1", "etcd3": {"hosts": ["127.0.0.1:2379"]},
+           "restapi": {"listen": "127.0.0.1:8008"},
+           "postgresql": {"listen": "127.0.0.1:5432", "data_dir": "/tmp/x", "bin_dir": "/usr/bin"},
+           "bootstrap": {"dcs": dynamic}, "tags": tags or {}}
+    return build_config(raw)[0]
+
+
+@pytest.mark.parametrize("dynamic, tags, enforced", [
+    ({"slots": {"cdc": {"database": "db", "plugin": "p"}}}, {}, True),
+    ({"slots": {"archive": None}}, {}, False),
+    ({"slots": {"cdc": {"database": "db", "plugin": "p"}}}, {"nofailover": True}, False),
+    ({"slots": {"cdc": {"database": "db", "plugin": "p"}}}, {"nostream": True}, False),
+    ({"slots": {"cdc": {"database": "db", "plugin": "p"}}, "postgresql": {"use_slots": False}}, {}, False),
+    ({"slots": {"cdc": {"database": "db", "plugin": "p"}},
+      "standby_cluster": {"host": "10.0.0.1", "port": 5432}}, {}, False),
+])
+def test_hot_standby_feedback_enforced_for_members_with_logical_slots(dynamic, tags, enforced) -> None:
+    config = _config(dynamic, tags)
+    assert config.postgresql.enforce_hot_standby_feedback is enforced
+    params = pgconfig.effective_parameters(replace(config.postgresql, parameters={"hot_standby_feedback": "off"}))
+    assert params["hot_standby_feedback"] == (True if enforced else "off")
+
+
+# -- which slots a node keeps -------------------------------------------------------------------
+SPECS = {"cdc": CDC, "archive": ARCHIVE, "pg_1": SlotSpec("pg_1", "physical"),
+         "only_std": SlotSpec("only_std", "physical", cluster_type="standby"),
+         "only_pri": SlotSpec("only_pri", "physical", cluster_type="primary")}
+
+
+@pytest.mark.parametrize("standby_cluster, nofailover, nostream, names", [
+    (False, False, False, {"cdc", "archive", "only_pri"}),  # never a physical slot named after us
+    (True, False, False, {"archive", "only_std"}),  # a standby cluster: physical only
+    (False, True, False, set()),  # nofailover: no permanent slots
+    (False, False, True, {"archive", "only_pri"}),  # nostream: no logical copies
+])
+def test_wanted_permanent(standby_cluster, nofailover, nostream, names) -> None:
+    assert set(rules.wanted_permanent(SPECS, "pg_1", standby_cluster=standby_cluster, nofailover=nofailover,
+                                      nostream=nostream)) == names
+
+
+# -- the status key -----------------------------------------------------------------------------
+def test_published_slots_and_status_value() -> None:
+    local = {"cdc": LocalSlot("cdc", "logical", "db", "test_decoding", lsn=500),
+             "archive": LocalSlot("archive", "physical", lsn=300),
+             "pg_2": LocalSlot("pg_2", "physical", active=True, lsn=900),
+             "user_logical": LocalSlot("user_logical", "logical", "db", "p", lsn=100),
+             "wrong": LocalSlot("wrong", "logical", "other", "test_decoding", lsn=700),
+             "fresh": LocalSlot("fresh", "physical", lsn=0)}
+    specs = {"cdc": CDC, "archive": ARCHIVE, "wrong": SlotSpec("wrong", "logical", "db", "test_decoding"),
+             "fresh": SlotSpec("fresh", "physical")}
+    published = rules.published_slots(local, specs, {"pg_2"}, "pg_0", 1000)
+    assert published == {"cdc": 500, "archive": 300, "pg_2": 900, "pg_0": 1000}
+    assert rules.status_value(1000, published, ["pg_2", "pg_0"]) == \
+        {"optime": 1000, "slots": published, "retain_slots": ["pg_0", "pg_2"]}
+    assert rules.status_value(1000, {}, ()) == {"optime": 1000}
+
+
+@pytest.mark.parametrize("status, slots", [
+    (None, {}),
+    ({"optime": 5}, {}),
+    ({"slots": "garbage"}, {}),
+    ({"slots": {"cdc": 10, "bad": "x", "t": True, "zero": 0}}, {"cdc": 10}),
+])
+def test_status_slots(status, slots) -> None:
+    assert rules.status_slots(status) == slots
+
+
+# -- ignore_slots -------------------------------------------------------------------------------
+@pytest.mark.parametrize("matcher, hit", [
+    ({"name": "ext"}, True),
+    ({"name": "ext", "type": "logical"}, True),
+    ({"name": "ext", "type": "physical"}, False),
+    ({"plugin": "wal2json"}, True),
+    ({"database": "db", "plugin": "pgoutput"}, False),
+])
+def test_ignored(matcher, hit) -> None:
+    assert rules.ignored([matcher], LocalSlot("ext", "logical", "db", "wal2json")) is hit
+
+
+# -- the primary --------------------------------------------------------------------------------
+def test_primary_drops_unknown_logical_slots_unless_ignored_and_creates_the_missing() -> None:
+    local = {"old": LocalSlot("old", "logical", "db", "p"),
+             "ext": LocalSlot("ext", "logical", "db", "wal2json"),
+             "moved": LocalSlot("moved", "logical", "db", "p"),
+             "lost": LocalSlot("lost", "logical", "db", "test_decoding", wal_status="lost"),
+             "pg_1": LocalSlot("pg_1", "physical")}
+    wanted = {"cdc": CDC, "moved": SlotSpec("moved", "logical", "db2", "p"),
+              "lost": SlotSpec("lost", "logical", "db", "test_decoding")}
+    plan = rules.primary_plan(wanted, local, [{"plugin": "wal2json"}], paused=False)
+    assert plan.drop == ("lost", "moved", "old")
+    assert [s.name for s in plan.create_logical] == ["cdc", "lost", "moved"]
+    paused = rules.primary_plan(wanted, local, (), paused=True)
+    assert paused.drop == ("lost", "moved")  # paused: unknown slots stay, broken ones are replaced
+
+
+# -- a replica ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("local, published, replay, plan", [
+    # missing here, the primary published its position: copy it
+    ({}, {"cdc": 500}, 1000, rules.ReplicaPlan(copy=("cdc",), create_physical=("archive",))),
+    # missing, no feedback in the DCS yet: not copied
+    ({}, {}, 1000, rules.ReplicaPlan(create_physical=("archive",))),
+    # present and behind: advance to the published position ...
+    ({"cdc": LocalSlot("cdc", "logical", "db", "test_decoding", lsn=200)}, {"cdc": 500}, 1000,
+     rules.ReplicaPlan(advance={"db": {"cdc": 500}}, create_physical=("archive",))),
+    # ... never past what this replica replayed
+    ({"cdc": LocalSlot("cdc", "logical", "db", "test_decoding", lsn=200)}, {"cdc": 500}, 400,
+     rules.ReplicaPlan(advance={"db": {"cdc": 400}}, create_physical=("archive",))),
+    # already there: nothing
+    ({"cdc": LocalSlot("cdc", "logical", "db", "test_decoding", lsn=500)}, {"cdc": 500}, 1000,
+     rules.ReplicaPlan(create_physical=("archive",))),
+    # the copy's plugin no longer matches the config: drop it (copied again next cycle)
+    ({"cdc": LocalSlot("cdc", "logical", "db", "pgoutput", lsn=200)}, {"cdc": 500}, 1000,
+     rules.ReplicaPlan(copy=("cdc",), create_physical=("archive",), drop=("cdc",))),
+    # a physical permanent slot here, inactive: advanced to the published restart_lsn
+    ({"archive": LocalSlot("archive", "physical", lsn=100)}, {"archive": 300}, 1000,
+     rules.ReplicaPlan(advance_physical={"archive": 300})),
+    # ... but not while something streams from it or holds an xmin
+    ({"archive": LocalSlot("archive", "physical", lsn=100, active=True)}, {"archive": 300}, 1000,
+     rules.ReplicaPlan()),
+    ({"archive": LocalSlot("archive", "physical", lsn=100, xmin=7)}, {"archive": 300}, 1000,
+     rules.ReplicaPlan()),
+    # unknown slots go, ignored ones stay
+    ({"archive": LocalSlot("archive", "physical", lsn=100), "junk": LocalSlot("junk", "physical"),
+      "ext": LocalSlot("ext", "logical", "db", "wal2json")}, {}, 1000, rules.ReplicaPlan(drop=("junk",))),
+])
+def test_replica_plan(local, published, replay, plan) -> None:
+    wanted = {"cdc": CDC, "archive": ARCHIVE}
+    assert rules.replica_plan(wanted, local, published, replay, [{"name": "ext"}], paused=False) == plan
+
+
+def test_replica_plan_paused_drops_nothing_unknown() -> None:
+    local = {"junk": LocalSlot("junk", "physical")}
+    assert rules.replica_plan({}, local, {}, 0, (), paused=True) == rules.ReplicaPlan()
+
+
+@pytest.mark.parametrize("primary_logical, primary_physical, standby, safe", [
+    (10, 12, 15, True),
+    (10, 10, 10, True),
+    (10, 9, 15, False),  # our feedback did not yet overtake the primary's slot
+    (10, 16, 15, False),  # the copy holds back less than the primary keeps for us
+    (10, None, 15, False),  # no hot_standby_feedback: no catalog_xmin on our physical slot
+    (10, 12, None, False),
+])
+def test_copy_is_safe(primary_logical, primary_physical, standby, safe) -> None:
+    assert rules.copy_is_safe(primary_logical, primary_physical, standby) is safe
