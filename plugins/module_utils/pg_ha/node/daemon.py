@@ -28,6 +28,7 @@ from .heap_trim import trim_now_and_then
 from .leader_housekeeping import LeaderHousekeeping
 from .observe import Observer
 from .outage import OutagePath
+from .permanent_slots import ReplicaSlots
 from .restarts import Restarts
 
 logger = logging.getLogger("pg_ha")
@@ -60,6 +61,7 @@ class Daemon:
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
         self.housekeeping = LeaderHousekeeping(dcs, pg, self.executor, self.failsafe)
+        self.replica_slots = ReplicaSlots(pg, self.executor)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
 
@@ -183,7 +185,11 @@ class Daemon:
         decision = applied
         lease_effects.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
+            if decision.action in (Action.PROMOTE, Action.ACQUIRE):
+                self.replica_slots.promoted()
             self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
+        elif decision.action == Action.NOOP and facts.running and facts.in_recovery and not self.executor.busy:
+            self.replica_slots.run(self._config, cluster, facts.replay_lsn)
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)

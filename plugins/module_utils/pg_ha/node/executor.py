@@ -136,6 +136,18 @@ class Executor(BackgroundWork, SyncControl):
             self.note_role("replica")
         return ok
 
+    def copy_logical_slots(self, cluster: Cluster, files: Mapping[str, bytes]) -> bool:
+        """In the background: stop, put the primary's logical slot state files into pg_replslot,
+        start again following the same upstream (Patroni's copy_logical_slots)."""
+        def copy() -> bool:
+            self._become(NodeState.stopping)
+            if not self.pg.stop():
+                return False
+            self.pg.write_slot_files(files)
+            return self.start_replica(cluster, upstream)
+        upstream = self._state.upstream
+        return self.run_async("copying logical slots", copy)
+
     def promote(self, cluster: Cluster) -> bool | None:
         """Watchdog, fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
         if not self.watchdog.arm():

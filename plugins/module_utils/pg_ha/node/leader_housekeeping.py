@@ -16,8 +16,10 @@ from typing import Any
 from ..config.settings import Config
 from ..core import sync as sync_mod
 from ..core.model import Cluster
+from ..core.slots import LocalSlot
 from ..dcs.base import AbstractDCS, DCSError
 from ..postgresql.query import LocalState
+from . import permanent_slots
 from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
 from .quorum_steps import manage_quorum
@@ -41,16 +43,27 @@ class LeaderHousekeeping:
         try:
             if cluster.config is None and config.bootstrap_dcs is not None:
                 self._dcs.set_config_value(json.dumps(config.bootstrap_dcs, separators=(",", ":")))
+            local = self._local_slots()
+            member_slots: set[str] = set()
             if config.postgresql.use_slots:
-                self._sync_slots(config, cluster)
+                member_slots = self._sync_slots(config, cluster, local)
             state = state_after()
+            permanent_slots.publish_status(self._dcs, config, cluster, local or {}, member_slots, state.wal_lsn)
             update_history(self._dcs, config, cluster, state)
             self._manage_sync(config, cluster, state)
             self._failsafe.publish(self._dcs, cluster, config)
         except DCSError as exc:
             logger.warning("leader housekeeping failed: %s", exc)
 
-    def _sync_slots(self, config: Config, cluster: Cluster) -> None:
+    def _local_slots(self) -> dict[str, LocalSlot] | None:
+        try:
+            return permanent_slots.to_local(self._pg.local_slots())
+        except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+            logger.error("could not read replication slots: %s", exc)
+            return None
+
+    def _sync_slots(self, config: Config, cluster: Cluster, local: dict[str, LocalSlot] | None) -> set[str]:
+        """Member slots and permanent slots; returns the member slots kept."""
         me = config.name
         now = time.monotonic()
         for m in cluster.members:
@@ -63,12 +76,14 @@ class LeaderHousekeeping:
                           if now - t <= ttl and (cluster.get_member(n) is None or n in
                                                  {m.name for m in cluster.members
                                                   if m.tags.get("replicatefrom") in (None, "", me)})}
-        names = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
-        slots = config.dynamic.slots
-        names |= {n for n, s in slots.items() if s.get("type", "physical") == "physical"}
-        self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None)
-        self._pg.ensure_logical_slots({n: (str(s["database"]), str(s["plugin"]))
-                                       for n, s in slots.items() if s.get("type") == "logical"})
+        members = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
+        names = members | {n for n, s in permanent_slots.wanted_here(config).items() if not s.logical}
+        if local is None:
+            return members
+        self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None,
+                                        keep=permanent_slots.ignored_names(config, local))
+        permanent_slots.leader_logical_slots(self._pg, config, local, cluster.paused)
+        return members
 
     def _manage_sync(self, config: Config, cluster: Cluster, state: Any) -> None:
         dyn, me = config.dynamic, config.name

@@ -339,8 +339,45 @@ class Postgresql:
     def slot_name_for(member_name: str) -> str:
         return _slots.slot_name_for(member_name)
 
-    def sync_replication_slots(self, names: set[str], in_recovery_ok: bool = False) -> None:
-        _slots.sync_replication_slots(self.db, names, in_recovery_ok)
+    def sync_replication_slots(self, names: set[str], in_recovery_ok: bool = False,
+                               keep: frozenset[str] = frozenset()) -> None:
+        _slots.sync_replication_slots(self.db, names, in_recovery_ok, keep)
+
+    def local_slots(self) -> dict[str, dict[str, Any]]:
+        """Every non-temporary slot here (postgresql/slots.local_slots). Raises psycopg2.Error."""
+        return _slots.local_slots(self.db)
+
+    def drop_slot(self, name: str) -> bool:
+        return _slots.drop_slot(self.db, name)
+
+    def create_physical_slot(self, name: str) -> None:
+        _slots.create_physical_slot(self.db, name)
+
+    def advance_physical_slot(self, name: str, lsn: int) -> None:
+        _slots.advance_physical_slot(self.db, name, lsn)
+
+    def advance_logical_slots(self, database: str, slots: Mapping[str, int]) -> list[str]:
+        """Advance copies of logical slots (run off the HA loop: no statement timeout)."""
+        return _slots.advance_logical_slots(self.db.connect_kwargs(None), database, slots)
+
+    def leader_admin_conninfo(self, leader_conn_url: str) -> dict[str, str]:
+        """A normal connection to the leader as the rewind user (superuser when none is
+        configured): what pg_read_binary_file of the slot state files needs (Patroni)."""
+        return config.rewind_conninfo(self._settings, config.conninfo_for(self._settings, leader_conn_url))
+
+    @staticmethod
+    def primary_slot_states(leader_kwargs: Mapping[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+        return _slots.primary_slot_states(leader_kwargs, names)
+
+    @staticmethod
+    def primary_catalog_xmins(leader_kwargs: Mapping[str, Any], names: list[str]) -> dict[str, int | None]:
+        return _slots.primary_catalog_xmins(leader_kwargs, names)
+
+    def write_slot_files(self, states: Mapping[str, bytes]) -> None:
+        """Only while PostgreSQL is stopped."""
+        if self.is_running():
+            raise RuntimeError("slot files are written only while PostgreSQL is stopped")
+        _slots.write_slot_files(self._settings.data_dir, states)
 
     def ensure_logical_slots(self, wanted: dict[str, tuple[str, str]]) -> None:
         _slots.ensure_logical_slots(self.db, wanted)

@@ -1,0 +1,224 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Permanent replication slots, the I/O side (core/slots.py decides):
+
+- on the leader: drop unknown logical slots (ignore_slots spares them), create the
+  permanent logical ones, publish {name: lsn} of the slots in the `status` key;
+- on a replica (Patroni 4.1 on PostgreSQL >= 11): copy a missing permanent logical slot's
+  state file from the primary (pg_read_binary_file, written while PostgreSQL is stopped:
+  the Executor does the stop and start), advance the copies to the published position
+  with pg_replication_slot_advance (in a thread, never past replay_lsn), keep permanent
+  physical slots, and watch whether each copy is safe to use after a promotion
+  (hot_standby_feedback and our physical slot's catalog_xmin on the primary)."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..config.settings import Config
+from ..core import slots as rules
+from ..core.model import Cluster
+from ..dcs.base import AbstractDCS
+from ..postgresql.slots import slot_name_for
+from .executor import Executor
+
+logger = logging.getLogger("pg_ha")
+
+
+def to_local(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, rules.LocalSlot]:
+    return {name: rules.LocalSlot(name=name, type=str(r["type"]), database=r.get("database"),
+                                  plugin=r.get("plugin"), active=bool(r.get("active")), lsn=int(r.get("lsn") or 0),
+                                  xmin=r.get("xmin"), catalog_xmin=r.get("catalog_xmin"),
+                                  wal_status=r.get("wal_status"))
+            for name, r in rows.items()}
+
+
+def wanted_here(config: Config) -> dict[str, rules.SlotSpec]:
+    dyn = config.dynamic
+    if not config.postgresql.use_slots:
+        return {}
+    return rules.wanted_permanent(rules.specs_from(dyn.slots), slot_name_for(config.name),
+                                  standby_cluster=dyn.standby_cluster is not None, nofailover=config.nofailover,
+                                  nostream=bool(config.tags.get("nostream")))
+
+
+def ignored_names(config: Config, local: Mapping[str, rules.LocalSlot]) -> frozenset[str]:
+    return frozenset(n for n, s in local.items() if rules.ignored(config.dynamic.ignore_slots, s))
+
+
+# -- the leader -------------------------------------------------------------------------------
+def leader_logical_slots(pg: Any, config: Config, local: Mapping[str, rules.LocalSlot], paused: bool) -> None:
+    """Drop unknown/mismatching logical slots, create the missing permanent ones."""
+    if config.dynamic.standby_cluster is not None:
+        return  # a standby cluster has no logical slots (Patroni)
+    plan = rules.primary_plan(wanted_here(config), local, config.dynamic.ignore_slots, paused)
+    for name in plan.drop:
+        logger.info("dropping logical replication slot %s: not a permanent slot (or changed)", name)
+        pg.drop_slot(name)
+    if plan.create_logical:
+        pg.ensure_logical_slots({s.name: (str(s.database), str(s.plugin)) for s in plan.create_logical})
+
+
+def publish_status(dcs: AbstractDCS, config: Config, cluster: Cluster, local: Mapping[str, rules.LocalSlot],
+                   member_slots: set[str], wal_lsn: int | None) -> None:
+    """The status key as Patroni's leader writes it: optime, slots, retain_slots."""
+    if not wal_lsn:
+        return
+    me = slot_name_for(config.name)
+    slots = rules.published_slots(local, wanted_here(config), member_slots, me, wal_lsn) \
+        if config.postgresql.use_slots else {}
+    value = rules.status_value(wal_lsn, slots, member_slots | {me} if config.dynamic.member_slots_ttl > 0 else ())
+    if cluster.status != value:
+        dcs.write_status(value)
+
+
+# -- a replica --------------------------------------------------------------------------------
+class SlotAdvancer:
+    """Patroni's SlotsAdvanceThread: pg_replication_slot_advance off the HA loop; the
+    latest schedule wins, and slots whose WAL is gone come back as 'copy again'."""
+
+    def __init__(self, pg: Any) -> None:
+        self._pg = pg
+        self._cond = threading.Condition()
+        self._scheduled: dict[str, dict[str, int]] = {}
+        self._recopy: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, advance: Mapping[str, Mapping[str, int]]) -> set[str]:
+        """Queue the advances; returns the slots an earlier advance found beyond repair."""
+        with self._cond:
+            for database, slots in advance.items():
+                self._scheduled.setdefault(database, {}).update(
+                    {n: lsn for n, lsn in slots.items() if n not in self._recopy})
+            recopy, self._recopy = self._recopy, set()
+            if self._scheduled and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._run, name="slot-advance", daemon=True)
+                self._thread.start()
+            return recopy
+
+    def clear(self) -> None:
+        with self._cond:
+            self._scheduled.clear()
+            self._recopy.clear()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._scheduled:
+                    self._thread = None
+                    return
+                database, slots = self._scheduled.popitem()
+            try:
+                recopy = self._pg.advance_logical_slots(database, slots)
+            except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+                logger.error("could not advance replication slots in database %s: %s", database, exc)
+                recopy = []
+            with self._cond:
+                self._recopy.update(recopy)
+
+
+class ReplicaSlots:
+    """A replica's copies of the permanent slots; one per daemon."""
+
+    def __init__(self, pg: Any, executor: Executor) -> None:
+        self._pg = pg
+        self._executor = executor
+        self.advancer = SlotAdvancer(pg)
+        self.pending: dict[str, int | None] = {}  # copies not yet known safe: primary's catalog_xmin
+
+    def run(self, config: Config, cluster: Cluster, replay_lsn: int | None) -> None:
+        """One cycle on a running replica that follows the leader of this cluster."""
+        leader = cluster.leader_member
+        if not config.postgresql.use_slots or leader is None or leader.name == config.name or \
+                config.dynamic.standby_cluster is not None or self._executor.busy:
+            return
+        wanted = wanted_here(config)
+        try:
+            local = to_local(self._pg.local_slots())
+        except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+            logger.error("could not read replication slots: %s", exc)
+            return
+        plan = rules.replica_plan(wanted, local, rules.status_slots(cluster.status), replay_lsn or 0,
+                                  config.dynamic.ignore_slots, cluster.paused)
+        for name in plan.drop:
+            logger.info("dropping replication slot %s on the replica: not a permanent slot (or changed)", name)
+            if self._pg.drop_slot(name):
+                self.pending.pop(name, None)
+        for name in plan.create_physical:
+            self._pg.create_physical_slot(name)
+        for name, lsn in sorted(plan.advance_physical.items()):
+            self._pg.advance_physical_slot(name, lsn)
+        recopy = self.advancer.schedule(plan.advance)
+        if any(s.logical for s in wanted.values()) and leader.conn_url:
+            self._check_ready(config, leader.conn_url, local)
+            copy = sorted(set(plan.copy) | recopy)
+            if copy:
+                self._copy(config, cluster, leader.conn_url, copy, wanted)
+
+    def promoted(self) -> None:
+        """Patroni's on_promote: stop advancing; name the copies that may be unsafe."""
+        self.advancer.clear()
+        if self.pending:
+            logger.warning("logical replication slots that might be unsafe to use after promote: %s",
+                           ", ".join(sorted(self.pending)))
+            self.pending.clear()
+
+    def _copy(self, config: Config, cluster: Cluster, leader_url: str, names: list[str],
+              wanted: Mapping[str, rules.SlotSpec]) -> None:
+        try:
+            states = self._pg.primary_slot_states(self._pg.leader_admin_conninfo(leader_url), names)
+        except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+            logger.error("could not read logical slots %s on the primary: %s", ", ".join(names), exc)
+            return
+        files: dict[str, bytes] = {}
+        for name, st in sorted(states.items()):
+            spec = wanted.get(name)
+            slot = rules.LocalSlot(name, str(st["type"]), st.get("database"), st.get("plugin"))
+            if spec is None or not rules.matches(spec, slot):
+                logger.warning("not copying logical slot %s: the primary's (%s/%s) does not match the "
+                               "configuration", name, slot.database, slot.plugin)
+                continue
+            files[name] = st["data"]
+        if files and self._executor.copy_logical_slots(cluster, files):
+            self.advancer.clear()
+            self.pending.update({n: None for n in files})
+            logger.info("copying logical slots %s from the primary", ", ".join(sorted(files)))
+
+    def _check_ready(self, config: Config, leader_url: str, local: Mapping[str, rules.LocalSlot]) -> None:
+        """Patroni's check_logical_slots_readiness."""
+        todo = [n for n in self.pending if n in local]
+        if not todo:
+            return
+        mine = slot_name_for(config.name)
+        try:
+            xmins = self._pg.primary_catalog_xmins(self._pg.leader_admin_conninfo(leader_url),
+                                                   [n for n in todo if self.pending[n] is None] + [mine])
+        except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+            logger.error("could not check the physical slot %s on the primary: %s", mine, exc)
+            return
+        if mine not in xmins:
+            logger.warning("physical slot %s does not exist on the primary", mine)
+            return
+        physical = xmins.pop(mine)
+        if physical is None:
+            self._check_feedback()
+            return
+        for name, xmin in xmins.items():
+            if self.pending.get(name) is None and xmin is not None:
+                self.pending[name] = xmin
+        for name in todo:
+            primary_xmin = self.pending.get(name)
+            if primary_xmin is not None and rules.copy_is_safe(primary_xmin, physical, local[name].catalog_xmin):
+                del self.pending[name]
+                logger.info("logical slot %s is safe to be used after a failover", name)
+
+    def _check_feedback(self) -> None:
+        try:
+            on = self._pg.query("SELECT pg_catalog.current_setting('hot_standby_feedback')::boolean")[0][0]
+        except Exception as exc:  # noqa: BLE001
+            logger.error("could not check the hot_standby_feedback setting: %s", exc)
+            return
+        if not on:
+            logger.error('logical slot failover requires "hot_standby_feedback": check postgresql.auto.conf')
