@@ -127,6 +127,9 @@ def test_logical_consumer_loses_nothing_across_failover(cluster: TestCluster, et
     leader.kill9()
     new = cluster.wait_leader(90, exclude=(leader.name,))
     assert slot_lsn(new) is not None, "the new leader kept the logical slot"
+    old_slot = leader.name.replace("-", "_")
+    wait_for(lambda: old_slot in {r[0] for r in new.sql("SELECT slot_name FROM pg_replication_slots")}, 30,
+             "the new leader keeps the killed leader's slot (retain_slots)")
     write_rows(new, 601, 700)
 
     consumer = Consumer(new, tmp_path / "after.out")  # reconnect through the new leader's port
@@ -142,6 +145,13 @@ def test_logical_consumer_loses_nothing_across_failover(cluster: TestCluster, et
     print(f"rows written 700, consumed before failover {len(consumed_before)}, after {len(consumed_after)}, "
           f"duplicates {duplicates}, lost {len(lost)}")
     assert not lost
+
+    # the old leader comes back as a replica and keeps a copy at the new leader's position
+    leader.start()
+    wait_for(leader.is_streaming_replica, 120, f"{leader.name} to stream from the new leader")
+    position = slot_lsn(new)
+    assert position is not None
+    wait_for(lambda: (slot_lsn(leader) or 0) >= position, 90, f"{leader.name}'s copy of the slot at the leader's")
     # the new leader's slot was at the consumer's confirmed position: what it had confirmed
     # (the transaction of rows 1..300) is not decoded again
     assert not set(consumed_after) & set(range(1, 301))

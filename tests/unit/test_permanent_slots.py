@@ -2,14 +2,17 @@
 what the primary and a replica do with their slots (core/slots.py, table-tested)."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 from pg_ha.config.load import ConfigError, build_config, dynamic_from
 from pg_ha.config.slots import parse_ignore_slots, parse_slot, raw_slots
 from pg_ha.core import slots as rules
+from pg_ha.core.model import Cluster, Leader, Member
 from pg_ha.core.slots import LocalSlot, SlotSpec
 from pg_ha.postgresql import config as pgconfig
+from pg_ha.postgresql import slots as pg_slots
 
 CDC = SlotSpec("cdc", "logical", "db", "test_decoding")
 ARCHIVE = SlotSpec("archive", "physical")
@@ -189,8 +192,9 @@ def test_primary_drops_unknown_logical_slots_unless_ignored_and_creates_the_miss
     # ... but not while something streams from it or holds an xmin
     ({"archive": LocalSlot("archive", "physical", lsn=100, active=True)}, {"archive": 300}, 1000,
      rules.ReplicaPlan()),
+    # ... an idle one holding an xmin (old hot_standby_feedback) is dropped and created again
     ({"archive": LocalSlot("archive", "physical", lsn=100, xmin=7)}, {"archive": 300}, 1000,
-     rules.ReplicaPlan()),
+     rules.ReplicaPlan(create_physical=("archive",), drop=("archive",))),
     # unknown slots go, ignored ones stay
     ({"archive": LocalSlot("archive", "physical", lsn=100), "junk": LocalSlot("junk", "physical"),
       "ext": LocalSlot("ext", "logical", "db", "wal2json")}, {}, 1000, rules.ReplicaPlan(drop=("junk",))),
@@ -215,3 +219,55 @@ def test_replica_plan_paused_drops_nothing_unknown() -> None:
 ])
 def test_copy_is_safe(primary_logical, primary_physical, standby, safe) -> None:
     assert rules.copy_is_safe(primary_logical, primary_physical, standby) is safe
+
+
+def test_replica_plan_leaves_a_slot_expected_active_alone() -> None:
+    local = {"pg_3": LocalSlot("pg_3", "physical", lsn=100, xmin=7)}
+    wanted = {"pg_3": SlotSpec("pg_3", "physical")}
+    assert rules.replica_plan(wanted, local, {"pg_3": 300}, 1000, (), False, frozenset({"pg_3"})) == \
+        rules.ReplicaPlan()
+
+
+# -- member slots on a replica --------------------------------------------------------------------
+def _cluster(members: dict[str, dict], leader: str = "pg-0", status: dict | None = None) -> Cluster:
+    return Cluster(initialize="1", config=None, leader=Leader(leader, 1, None), last_lsn=0,
+                   members=tuple(Member.from_value(n, 1, json.dumps(d)) for n, d in members.items()),
+                   failover=None, sync=None, history=None, status=status)
+
+
+MEMBERS = {"pg-0": {"xlog_location": 900}, "pg-1": {"xlog_location": 800},
+           "pg-2": {"xlog_location": 700, "tags": {"nofailover": True}},
+           "pg-3": {"xlog_location": 650, "tags": {"replicatefrom": "pg-2"}},
+           "pg-4": {"tags": {"nostream": True}}}
+STATUS = {"optime": 900, "slots": {"pg_0": 900, "pg_1": 800, "pg_2": 700, "pg_3": 600},
+          "retain_slots": ["pg_0", "pg_1", "pg_2", "pg_9"]}
+
+
+@pytest.mark.parametrize("me, nofailover, ttl, slots, expected", [
+    # every member (not nostream) has a slot on every node; a cascading member's position is its own
+    ("pg-1", False, 1800, {"pg_0": 900, "pg_2": 700, "pg_3": 650, "pg_9": 0}, set()),
+    # a nofailover node keeps only the slots of the members that replicate from it
+    ("pg-2", True, 1800, {"pg_3": 650}, {"pg_3"}),
+    # member_slots_ttl 0: only the slots of members replicating from us
+    ("pg-1", False, 0, {}, set()),
+    ("pg-2", True, 0, {"pg_3": 650}, {"pg_3"}),
+])
+def test_replica_member_slots(me, nofailover, ttl, slots, expected) -> None:
+    got, active = rules.replica_member_slots(_cluster(MEMBERS, status=STATUS), me, nofailover=nofailover,
+                                             member_slots_ttl=ttl)
+    assert (got, set(active)) == (slots, expected)
+
+
+@pytest.mark.parametrize("member", ["pg-1", "Node.A", "x" * 80, "Ünï"])
+def test_slot_name_is_the_postgresql_rule(member: str) -> None:
+    assert rules.slot_name(member) == pg_slots.slot_name_for(member)
+
+
+def test_leader_advances_idle_permanent_slots_of_cascading_members() -> None:
+    cluster = _cluster(MEMBERS, status=STATUS)
+    wanted = {"pg_3": SlotSpec("pg_3", "physical"), "archive": ARCHIVE, "pg_1": SlotSpec("pg_1", "physical")}
+    local = {"pg_3": LocalSlot("pg_3", "physical", lsn=100), "archive": LocalSlot("archive", "physical", lsn=100),
+             "pg_1": LocalSlot("pg_1", "physical", lsn=100)}
+    assert rules.leader_physical_advance(wanted, cluster, "pg-0", local) == {"pg_3": 650}
+    busy = {**local, "pg_3": LocalSlot("pg_3", "physical", lsn=100, active=True)}
+    assert rules.leader_physical_advance(wanted, cluster, "pg-0", busy) == {}

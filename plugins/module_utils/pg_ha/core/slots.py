@@ -10,9 +10,12 @@ _ensure_logical_slots_replica, _ensure_physical_slots, ignore_replication_slot,
 _ready_logical_slots). No I/O here."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .model import Cluster
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,44 @@ def wanted_permanent(specs: Mapping[str, SlotSpec], me_slot: str, *, standby_clu
             continue
         out[name] = spec
     return out
+
+
+_INVALID = re.compile(r"[^a-z0-9_]")
+
+
+def slot_name(member: str) -> str:
+    """A member's slot name (the rule of postgresql/slots.slot_name_for, Patroni's
+    slot_name_from_member_name)."""
+    return _INVALID.sub("_", member.lower())[:63]
+
+
+def replica_member_slots(cluster: Cluster, me: str, *, nofailover: bool,
+                         member_slots_ttl: int) -> tuple[dict[str, int], frozenset[str]]:
+    """The physical slots a replica keeps for the other members, with the position to
+    advance each to, and the ones expected to be active (Patroni 4.1 _get_members_slots
+    on PostgreSQL >= 11). With member_slots_ttl > 0 every member (not nostream) has a slot
+    on every node, so that a new leader has them at once; a nofailover node only those of
+    members that replicate from it. The slots named in the status key's retain_slots are
+    kept too (absent members, for member_slots_ttl). Positions come from the status key,
+    or from the member itself when it cascades (the leader's copy of its slot is idle)."""
+    published = status_slots(cluster.status)
+    leader = cluster.leader.name if cluster.leader else None
+    members = [m for m in cluster.members if m.name != me and not m.tags.get("nostream")]
+    expected = frozenset(slot_name(m.name) for m in members
+                         if m.tags.get("replicatefrom") == me and m.name != leader)
+    if member_slots_ttl > 0:
+        members = [m for m in members if not nofailover or m.tags.get("replicatefrom") == me]
+    else:
+        members = [m for m in members if slot_name(m.name) in expected]
+    out: dict[str, int] = {}
+    for m in members:
+        name = slot_name(m.name)
+        out[name] = max(m.lsn or 0, published.get(name, 0)) if m.tags.get("replicatefrom") \
+            else published.get(name, 0)
+    retain = (cluster.status or {}).get("retain_slots")
+    if member_slots_ttl > 0 and not nofailover and isinstance(retain, list):
+        out.update({n: 0 for n in retain if isinstance(n, str) and n not in out and n != slot_name(me)})
+    return out, expected
 
 
 def published_slots(local: Mapping[str, LocalSlot], specs: Mapping[str, SlotSpec],
@@ -176,15 +217,35 @@ class ReplicaPlan:
     drop: tuple[str, ...] = ()
 
 
+def leader_physical_advance(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str,
+                            local: Mapping[str, LocalSlot]) -> dict[str, int]:
+    """On the primary (Patroni's _ensure_physical_slots): a permanent physical slot named
+    after a member that cascades from another member is not expected to be active here;
+    while it is idle without xmin it follows that member's position."""
+    cascading = {slot_name(m.name): m.lsn or 0 for m in cluster.members
+                 if m.tags.get("replicatefrom") and m.name != me}
+    out: dict[str, int] = {}
+    for name, spec in sorted(wanted.items()):
+        slot = local.get(name)
+        if spec.logical or name not in cascading or slot is None or slot.type != "physical":
+            continue
+        if not slot.active and not slot.xmin and slot.lsn and cascading[name] > slot.lsn:
+            out[name] = cascading[name]
+    return out
+
+
 def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot], published: Mapping[str, int],
-                 replay_lsn: int, matchers: Iterable[Mapping[str, str]], paused: bool) -> ReplicaPlan:
+                 replay_lsn: int, matchers: Iterable[Mapping[str, str]], paused: bool,
+                 expected_active: frozenset[str] = frozenset()) -> ReplicaPlan:
     """Patroni's sync_replication_slots on a replica (PostgreSQL >= 11):
 
     - a logical slot missing here is copied from the primary, but only once the primary
       published its position (a slot without feedback in the DCS is not copied);
     - a logical slot here is advanced to the published position, never past replay_lsn;
-    - a physical permanent slot is created here and, while inactive without xmin,
-      advanced to the published position;
+    - a physical slot (permanent or a member's) is created here and, while not expected
+      to be active and without xmin, advanced to the published position; one that is not
+      expected to be active but holds an xmin (old hot_standby_feedback) is dropped, so
+      it does not hold back the xmin horizon, and created again;
     - slots that are not permanent and not ignored are dropped (inactive ones only, by the
       caller); so is a copy whose database/plugin no longer matches or whose WAL is lost.
     """
@@ -192,7 +253,8 @@ def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
     drop: list[str] = []
     for name, slot in sorted(local.items()):
         spec = wanted.get(name)
-        if spec is not None and matches(spec, slot) and slot.wal_status != "lost":
+        if spec is not None and matches(spec, slot) and slot.wal_status != "lost" and \
+                (spec.logical or name in expected_active or not slot.xmin):
             continue
         if spec is None and (paused or ignored(matchers, slot)):
             continue
@@ -216,7 +278,7 @@ def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
             continue
         if slot is None:
             create_physical.append(name)
-        elif not slot.active and not slot.xmin and slot.lsn and lsn > slot.lsn:
+        elif name not in expected_active and not slot.active and slot.lsn and lsn > slot.lsn:
             advance_physical[name] = lsn
     return ReplicaPlan(tuple(copy), advance, tuple(create_physical), advance_physical, tuple(drop))
 

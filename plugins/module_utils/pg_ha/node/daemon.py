@@ -187,6 +187,7 @@ class Daemon:
         if self._is_leader_now(decision, cluster, facts):
             if decision.action in (Action.PROMOTE, Action.ACQUIRE):
                 self.replica_slots.promoted()
+                self.housekeeping.took_over(cluster)
             self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
         elif decision.action == Action.NOOP and facts.running and facts.in_recovery and not self.executor.busy:
             self.replica_slots.run(self._config, cluster, facts.replay_lsn)

@@ -109,9 +109,9 @@ class Executor(BackgroundWork, SyncControl):
         return self.pg.conninfo_for(member.conn_url)
 
     def slot_for_me(self, cluster: Cluster, upstream: str | None) -> str | None:
-        """Our slot lives on the leader only; a cascading upstream has none for us."""
-        leader = cluster.leader.name if cluster.leader else None
-        if not self.config.postgresql.use_slots or upstream is None or upstream != leader:
+        """Our slot on whichever member we stream from: the leader keeps one for every member,
+        a replica for the members that replicate from it (Patroni; permanent_slots.py)."""
+        if not self.config.postgresql.use_slots or upstream is None:
             return None
         return self.pg.slot_name_for(self.config.name)
 

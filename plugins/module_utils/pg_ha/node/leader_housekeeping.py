@@ -36,6 +36,15 @@ class LeaderHousekeeping:
         self._executor = executor
         self._failsafe = failsafe
         self.slot_seen: dict[str, float] = {}  # member -> when last seen (monotonic seconds)
+        self.retained: dict[str, float] = {}  # slot -> since: the previous leader's retain_slots
+
+    def took_over(self, cluster: Cluster) -> None:
+        """We just became the leader: keep the slots the previous leader retained (its own
+        among them) for member_slots_ttl, as Patroni does on acquiring the lock, so the
+        members whose keys expired with it find their slots when they come back."""
+        retain = (cluster.status or {}).get("retain_slots")
+        now = time.monotonic()
+        self.retained = {n: now for n in retain if isinstance(n, str)} if isinstance(retain, list) else {}
 
     def run(self, config: Config, cluster: Cluster, state_after: Callable[[], LocalState]) -> None:
         """`state_after` gives PostgreSQL's state after this cycle's action (one read for
@@ -77,12 +86,14 @@ class LeaderHousekeeping:
                                                  {m.name for m in cluster.members
                                                   if m.tags.get("replicatefrom") in (None, "", me)})}
         members = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
+        self.retained = {n: t for n, t in self.retained.items() if now - t <= ttl and n not in members}
+        members |= set(self.retained) - {self._pg.slot_name_for(me)}
         names = members | {n for n, s in permanent_slots.wanted_here(config).items() if not s.logical}
         if local is None:
             return members
         self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None,
                                         keep=permanent_slots.ignored_names(config, local))
-        permanent_slots.leader_logical_slots(self._pg, config, local, cluster.paused)
+        permanent_slots.leader_permanent_slots(self._pg, config, cluster, local)
         return members
 
     def _manage_sync(self, config: Config, cluster: Cluster, state: Any) -> None:

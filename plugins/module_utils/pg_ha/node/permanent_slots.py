@@ -49,11 +49,15 @@ def ignored_names(config: Config, local: Mapping[str, rules.LocalSlot]) -> froze
 
 
 # -- the leader -------------------------------------------------------------------------------
-def leader_logical_slots(pg: Any, config: Config, local: Mapping[str, rules.LocalSlot], paused: bool) -> None:
-    """Drop unknown/mismatching logical slots, create the missing permanent ones."""
+def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Mapping[str, rules.LocalSlot]) -> None:
+    """Advance idle permanent physical slots of cascading members; drop unknown or
+    mismatching logical slots, create the missing permanent ones."""
+    wanted = wanted_here(config)
+    for name, lsn in rules.leader_physical_advance(wanted, cluster, config.name, local).items():
+        pg.advance_physical_slot(name, lsn)
     if config.dynamic.standby_cluster is not None:
         return  # a standby cluster has no logical slots (Patroni)
-    plan = rules.primary_plan(wanted_here(config), local, config.dynamic.ignore_slots, paused)
+    plan = rules.primary_plan(wanted, local, config.dynamic.ignore_slots, cluster.paused)
     for name in plan.drop:
         logger.info("dropping logical replication slot %s: not a permanent slot (or changed)", name)
         pg.drop_slot(name)
@@ -69,7 +73,10 @@ def publish_status(dcs: AbstractDCS, config: Config, cluster: Cluster, local: Ma
     me = slot_name_for(config.name)
     slots = rules.published_slots(local, wanted_here(config), member_slots, me, wal_lsn) \
         if config.postgresql.use_slots else {}
-    value = rules.status_value(wal_lsn, slots, member_slots | {me} if config.dynamic.member_slots_ttl > 0 else ())
+    permanent = {n for n, s in wanted_here(config).items() if not s.logical}
+    retain = {n for n in member_slots | {me} if n in slots and n not in permanent} \
+        if config.dynamic.member_slots_ttl > 0 else set()
+    value = rules.status_value(wal_lsn, slots, retain)
     if cluster.status != value:
         dcs.write_status(value)
 
@@ -134,16 +141,21 @@ class ReplicaSlots:
         if not config.postgresql.use_slots or leader is None or leader.name == config.name or \
                 config.dynamic.standby_cluster is not None or self._executor.busy:
             return
-        wanted = wanted_here(config)
+        members, expected = rules.replica_member_slots(cluster, config.name, nofailover=config.nofailover,
+                                                        member_slots_ttl=config.dynamic.member_slots_ttl)
+        permanent = wanted_here(config)
+        wanted = {**{n: s for n, s in permanent.items() if n not in members},
+                  **{n: rules.SlotSpec(n, "physical") for n in members}}
+        positions = {**rules.status_slots(cluster.status), **members}
         try:
             local = to_local(self._pg.local_slots())
         except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
             logger.error("could not read replication slots: %s", exc)
             return
-        plan = rules.replica_plan(wanted, local, rules.status_slots(cluster.status), replay_lsn or 0,
-                                  config.dynamic.ignore_slots, cluster.paused)
+        plan = rules.replica_plan(wanted, local, positions, replay_lsn or 0, config.dynamic.ignore_slots,
+                                  cluster.paused, expected)
         for name in plan.drop:
-            logger.info("dropping replication slot %s on the replica: not a permanent slot (or changed)", name)
+            logger.info("dropping replication slot %s on the replica: unknown, changed or holding an xmin", name)
             if self._pg.drop_slot(name):
                 self.pending.pop(name, None)
         for name in plan.create_physical:
