@@ -1,0 +1,160 @@
+"""node/permanent_slots.py with a fake PostgreSQL: what a replica and the leader do with
+their slots in one cycle (the rules themselves are in test_permanent_slots.py)."""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from pg_ha.config.load import build_config
+from pg_ha.core.model import Cluster, Leader, Member
+from pg_ha.node import permanent_slots
+from pg_ha.node.leader_housekeeping import LeaderHousekeeping
+
+SLOTS = {"cdc": {"type": "logical", "database": "db", "plugin": "test_decoding"}, "archive": None}
+
+
+def config(name: str = "pg-1", **dynamic: Any):
+    raw = {"scope": "s", "name": name, "etcd3": {"hosts": ["127.0.0.1:2379"]},
+           "restapi": {"listen": "127.0.0.1:8008"},
+           "postgresql": {"listen": "127.0.0.1:5432", "data_dir": "/tmp/x", "bin_dir": "/usr/bin"},
+           "bootstrap": {"dcs": {"slots": SLOTS, **dynamic}}}
+    return build_config(raw)[0]
+
+
+def cluster(status: dict | None = None, leader: str = "pg-0") -> Cluster:
+    members = tuple(Member.from_value(n, 1, json.dumps({"conn_url": f"postgres://127.0.0.1:{p}/postgres"}))
+                    for n, p in (("pg-0", 5432), ("pg-1", 5433)))
+    return Cluster(initialize="1", leader=Leader(leader, 1, None), members=members, status=status)
+
+
+class FakePg:
+    def __init__(self, slots: dict[str, dict[str, Any]]) -> None:
+        self.slots = slots
+        self.calls: list[tuple[Any, ...]] = []
+        self.advanced = threading.Event()
+
+    @staticmethod
+    def slot_name_for(member: str) -> str:
+        return member.replace("-", "_")
+
+    def local_slots(self) -> dict[str, dict[str, Any]]:
+        return self.slots
+
+    def drop_slot(self, name: str) -> bool:
+        self.calls.append(("drop", name))
+        return True
+
+    def create_physical_slot(self, name: str) -> None:
+        self.calls.append(("create", name))
+
+    def advance_physical_slot(self, name: str, lsn: int) -> None:
+        self.calls.append(("advance_physical", name, lsn))
+
+    def advance_logical_slots(self, database: str, slots: dict[str, int]) -> list[str]:
+        self.calls.append(("advance_logical", database, dict(slots)))
+        self.advanced.set()
+        return []
+
+    def leader_admin_conninfo(self, url: str) -> dict[str, str]:
+        return {"url": url}
+
+    def primary_slot_states(self, kwargs: dict[str, str], names: list[str]) -> dict[str, dict[str, Any]]:
+        self.calls.append(("read_states", kwargs["url"], tuple(names)))
+        return {n: {"type": "logical", "database": "db", "plugin": "test_decoding", "data": b"state"} for n in names}
+
+    def primary_catalog_xmins(self, kwargs: dict[str, str], names: list[str]) -> dict[str, int | None]:
+        return {}
+
+    def sync_replication_slots(self, names: set[str], in_recovery_ok: bool = False,
+                               keep: frozenset[str] = frozenset()) -> None:
+        self.calls.append(("sync", frozenset(names), keep))
+
+    def ensure_logical_slots(self, wanted: dict[str, tuple[str, str]]) -> None:
+        self.calls.append(("ensure_logical", dict(wanted)))
+
+
+class FakeExecutor:
+    busy = None
+
+    def __init__(self) -> None:
+        self.copied: list[dict[str, bytes]] = []
+
+    def copy_logical_slots(self, cluster: Cluster, files: dict[str, bytes]) -> bool:
+        self.copied.append(dict(files))
+        return True
+
+
+def slot(kind: str, lsn: int, **kw: Any) -> dict[str, Any]:
+    return {"type": kind, "database": kw.get("database"), "plugin": kw.get("plugin"), "active": False, "lsn": lsn,
+            "xmin": kw.get("xmin"), "catalog_xmin": None, "wal_status": "reserved"}
+
+
+def test_replica_copies_a_missing_logical_slot_through_the_executor() -> None:
+    pg, executor = FakePg({}), FakeExecutor()
+    keeper = permanent_slots.ReplicaSlots(pg, executor)
+    keeper.run(config(), cluster({"optime": 900, "slots": {"cdc": 500, "archive": 400}}), 900)
+    assert ("read_states", "postgres://127.0.0.1:5432/postgres", ("cdc",)) in pg.calls
+    assert executor.copied == [{"cdc": b"state"}]
+    assert ("create", "archive") in pg.calls and ("create", "pg_0") in pg.calls
+    assert keeper.pending == {"cdc": None}
+
+
+def test_replica_advances_its_copy_and_drops_unknown_slots() -> None:
+    pg = FakePg({"cdc": slot("logical", 200, database="db", plugin="test_decoding"),
+                 "archive": slot("physical", 100), "pg_0": slot("physical", 100), "junk": slot("physical", 5)})
+    keeper = permanent_slots.ReplicaSlots(pg, FakeExecutor())
+    keeper.run(config(), cluster({"optime": 900, "slots": {"cdc": 500, "archive": 400, "pg_0": 900}}), 800)
+    assert pg.advanced.wait(5)
+    assert ("advance_logical", "db", {"cdc": 500}) in pg.calls
+    assert ("advance_physical", "archive", 400) in pg.calls and ("advance_physical", "pg_0", 900) in pg.calls
+    assert ("drop", "junk") in pg.calls
+
+
+def test_nothing_on_the_leader_or_while_the_executor_is_busy() -> None:
+    pg = FakePg({})
+    permanent_slots.ReplicaSlots(pg, FakeExecutor()).run(config(), cluster(leader="pg-1"), 0)
+    busy = FakeExecutor()
+    busy.busy = "starting"
+    permanent_slots.ReplicaSlots(pg, busy).run(config(), cluster(), 0)
+    assert pg.calls == []
+
+
+class FakeDcs:
+    def __init__(self) -> None:
+        self.status: list[dict[str, Any]] = []
+
+    def write_status(self, value: dict[str, Any]) -> bool:
+        self.status.append(value)
+        return True
+
+
+def test_new_leader_keeps_the_retained_slots_and_publishes_the_status_key() -> None:
+    pg = FakePg({"cdc": slot("logical", 500, database="db", plugin="test_decoding"),
+                 "archive": slot("physical", 300), "pg_1": slot("physical", 700),
+                 "user_made": slot("logical", 100, database="db", plugin="wal2json")})
+    dcs = FakeDcs()
+    housekeeping = LeaderHousekeeping(dcs, pg, None, None)  # type: ignore[arg-type]
+    c = Cluster(initialize="1", leader=Leader("pg-0", 1, None),
+                members=(Member.from_value("pg-0", 1, "{}"),),
+                status={"optime": 800, "retain_slots": ["pg_0", "pg_1"]})
+    housekeeping.took_over(c)
+    cfg = config("pg-0")
+    local = permanent_slots.to_local(pg.local_slots())
+    members = housekeeping._sync_slots(cfg, c, local)
+    assert members == {"pg_1"}  # pg-1's key expired with the old leader's lease: its slot stays
+    assert ("sync", frozenset({"pg_1", "archive"}), frozenset()) in pg.calls
+    assert ("drop", "user_made") in pg.calls  # not permanent, not ignored
+    permanent_slots.publish_status(dcs, cfg, c, local, members, 900)
+    assert dcs.status == [{"optime": 900, "slots": {"archive": 300, "cdc": 500, "pg_0": 900, "pg_1": 700},
+                           "retain_slots": ["pg_0", "pg_1"]}]
+
+
+def test_ignore_slots_spares_a_logical_slot_on_the_leader() -> None:
+    pg = FakePg({"user_made": slot("logical", 100, database="db", plugin="wal2json")})
+    cfg = config("pg-0", ignore_slots=[{"plugin": "wal2json"}])
+    c = Cluster(initialize="1", leader=Leader("pg-0", 1, None), members=(Member.from_value("pg-0", 1, "{}"),))
+    LeaderHousekeeping(FakeDcs(), pg, None, None)._sync_slots(  # type: ignore[arg-type]
+        cfg, c, permanent_slots.to_local(pg.local_slots()))
+    assert not [c for c in pg.calls if c[0] == "drop"]
+    assert ("sync", frozenset({"archive"}), frozenset({"user_made"})) in pg.calls
