@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from pg_ha.config.load import build_config
-from pg_ha.core.model import Cluster, Leader, Member
+from pg_ha.core.model import Cluster, ClusterConfig, Leader, Member
 from pg_ha.node import permanent_slots
 from pg_ha.node.leader_housekeeping import LeaderHousekeeping
 
@@ -158,3 +158,14 @@ def test_ignore_slots_spares_a_logical_slot_on_the_leader() -> None:
         cfg, c, permanent_slots.to_local(pg.local_slots()))
     assert not [c for c in pg.calls if c[0] == "drop"]
     assert ("sync", frozenset({"archive"}), frozenset({"user_made"})) in pg.calls
+
+
+def test_paused_leader_drops_no_slot_and_a_nostream_member_gets_none() -> None:
+    pg = FakePg({"user_made": slot("logical", 100, database="db", plugin="wal2json"), "old": slot("physical", 1)})
+    c = Cluster(initialize="1", config=ClusterConfig(1, {"pause": True}), leader=Leader("pg-0", 1, None),
+                members=(Member.from_value("pg-0", 1, "{}"),
+                         Member.from_value("pg-1", 1, json.dumps({"tags": {"nostream": True}}))))
+    LeaderHousekeeping(FakeDcs(), pg, None, None)._sync_slots(  # type: ignore[arg-type]
+        config("pg-0"), c, permanent_slots.to_local(pg.local_slots()))
+    assert not [c for c in pg.calls if c[0] == "drop"]
+    assert ("sync", frozenset({"archive"}), frozenset({"user_made", "old"})) in pg.calls

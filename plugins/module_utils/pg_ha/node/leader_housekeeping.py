@@ -75,8 +75,8 @@ class LeaderHousekeeping:
         """Member slots and permanent slots; returns the member slots kept."""
         me = config.name
         now = time.monotonic()
-        for m in cluster.members:
-            if m.name != me and m.tags.get("replicatefrom") in (None, "", me):
+        for m in cluster.members:  # a nostream member does not stream: no slot (Patroni)
+            if m.name != me and m.tags.get("replicatefrom") in (None, "", me) and not m.tags.get("nostream"):
                 self.slot_seen[m.name] = now
         ttl = config.dynamic.member_slots_ttl
         # a member that vanished (killed, being rebuilt) keeps its slot for member_slots_ttl,
@@ -84,15 +84,17 @@ class LeaderHousekeeping:
         self.slot_seen = {n: t for n, t in self.slot_seen.items()
                           if now - t <= ttl and (cluster.get_member(n) is None or n in
                                                  {m.name for m in cluster.members
-                                                  if m.tags.get("replicatefrom") in (None, "", me)})}
+                                                  if m.tags.get("replicatefrom") in (None, "", me)
+                                                  and not m.tags.get("nostream")})}
         members = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
         self.retained = {n: t for n, t in self.retained.items() if now - t <= ttl and n not in members}
         members |= set(self.retained) - {self._pg.slot_name_for(me)}
         names = members | {n for n, s in permanent_slots.wanted_here(config).items() if not s.logical}
         if local is None:
             return members
+        keep = frozenset(local) if cluster.paused else permanent_slots.ignored_names(config, local)
         self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None,
-                                        keep=permanent_slots.ignored_names(config, local))
+                                        keep=keep)
         permanent_slots.leader_permanent_slots(self._pg, config, cluster, local)
         return members
 
