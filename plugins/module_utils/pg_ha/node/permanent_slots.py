@@ -138,9 +138,8 @@ class ReplicaSlots:
     def run(self, config: Config, cluster: Cluster, replay_lsn: int | None) -> None:
         """One cycle on a running replica that follows the leader of this cluster."""
         leader = cluster.leader_member
-        if not config.postgresql.use_slots or leader is None or leader.name == config.name or \
-                config.dynamic.standby_cluster is not None or self._executor.busy:
-            return
+        if not config.postgresql.use_slots or leader is None or leader.name == config.name or self._executor.busy:
+            return  # (in a standby cluster wanted_here holds physical slots only: nothing is copied)
         members, expected = rules.replica_member_slots(cluster, config.name, nofailover=config.nofailover,
                                                         member_slots_ttl=config.dynamic.member_slots_ttl)
         permanent = wanted_here(config)
