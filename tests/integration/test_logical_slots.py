@@ -97,8 +97,12 @@ def test_logical_consumer_loses_nothing_across_failover(cluster: TestCluster, et
     for m in replicas:
         wait_for(lambda m=m: slot_lsn(m) is not None, 90, f"a copy of the logical slot on {m.name}")
         assert m.sql("SHOW hot_standby_feedback")[0][0] == "on"
-        wait_for(lambda m=m: {"archive"} <= {r[0] for r in m.sql("SELECT slot_name FROM pg_replication_slots")},
-                 60, f"the permanent physical slot on {m.name}")
+        others = {o.name.replace("-", "_") for o in cluster.members if o is not m}
+        wait_for(lambda m=m, others=others: {"archive"} | others <= {
+            r[0] for r in m.sql("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")},
+            60, f"the permanent physical slot and the other members' slots on {m.name}")
+    status = json.loads(scope_key(etcd_server, SCOPE, "status") or "{}")
+    assert set(status.get("retain_slots") or ()) == {m.name.replace("-", "_") for m in cluster.members}, status
 
     # consume a first batch through the leader
     consumer = Consumer(leader, tmp_path / "before.out")
