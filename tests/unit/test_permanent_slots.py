@@ -195,6 +195,9 @@ def test_primary_drops_unknown_logical_slots_unless_ignored_and_creates_the_miss
     # ... an idle one holding an xmin (old hot_standby_feedback) is dropped and created again
     ({"archive": LocalSlot("archive", "physical", lsn=100, xmin=7)}, {"archive": 300}, 1000,
      rules.ReplicaPlan(create_physical=("archive",), drop=("archive",))),
+    # ... and one without restart_lsn (made by someone else without reserving WAL) too
+    ({"archive": LocalSlot("archive", "physical", lsn=0)}, {"archive": 300}, 1000,
+     rules.ReplicaPlan(create_physical=("archive",), drop=("archive",))),
     # unknown slots go, ignored ones stay
     ({"archive": LocalSlot("archive", "physical", lsn=100), "junk": LocalSlot("junk", "physical"),
       "ext": LocalSlot("ext", "logical", "db", "wal2json")}, {}, 1000, rules.ReplicaPlan(drop=("junk",))),

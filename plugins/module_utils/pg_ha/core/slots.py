@@ -254,8 +254,8 @@ def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
     for name, slot in sorted(local.items()):
         spec = wanted.get(name)
         if spec is not None and matches(spec, slot) and slot.wal_status != "lost" and \
-                (spec.logical or name in expected_active or not slot.xmin):
-            continue
+                (spec.logical or name in expected_active or (not slot.xmin and slot.lsn)):
+            continue  # (an idle physical slot without restart_lsn was made elsewhere: made again)
         if spec is None and (paused or ignored(matchers, slot)):
             continue
         drop.append(name)
