@@ -274,3 +274,19 @@ def test_leader_advances_idle_permanent_slots_of_cascading_members() -> None:
     assert rules.leader_physical_advance(wanted, cluster, "pg-0", local) == {"pg_3": 650}
     busy = {**local, "pg_3": LocalSlot("pg_3", "physical", lsn=100, active=True)}
     assert rules.leader_physical_advance(wanted, cluster, "pg-0", busy) == {}
+
+
+@pytest.mark.parametrize("me, tags, slot", [
+    ("pg-1", {}, "pg_1"),
+    ("pg-3", {"replicatefrom": "pg-2"}, "pg_2"),  # cascading: the chain's first hop's slot
+    ("pg-5", {"replicatefrom": "pg-3"}, "pg_2"),  # two hops
+    ("pg-1", {"replicatefrom": "gone"}, "pg_1"),
+    ("pg-4", {"nostream": True}, None),
+])
+def test_slot_name_on_primary(me, tags, slot) -> None:
+    assert rules.slot_name_on_primary(_cluster(MEMBERS), me, tags) == slot
+
+
+def test_slot_name_on_primary_in_a_loop() -> None:
+    loop = {"a": {"tags": {"replicatefrom": "b"}}, "b": {"tags": {"replicatefrom": "a"}}}
+    assert rules.slot_name_on_primary(_cluster(loop), "a", {"replicatefrom": "b"}) is None

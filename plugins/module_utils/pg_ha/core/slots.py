@@ -104,6 +104,25 @@ def slot_name(member: str) -> str:
     return _INVALID.sub("_", member.lower())[:63]
 
 
+def slot_name_on_primary(cluster: Cluster, me: str, tags: Mapping[str, Any]) -> str | None:
+    """The physical slot on the primary our WAL comes through (Patroni's
+    get_slot_name_on_primary): ours, or along replicatefrom that of the first member of
+    the chain; None without streaming (nostream) or in a replicatefrom loop."""
+    seen: set[str] = set()
+    name = me
+    while True:
+        seen.add(name)
+        if tags.get("nostream"):
+            return None
+        upstream = tags.get("replicatefrom")
+        member = cluster.get_member(upstream) if isinstance(upstream, str) and upstream != name else None
+        if member is None:
+            return slot_name(name)
+        if member.name in seen:
+            return None
+        name, tags = member.name, member.tags
+
+
 def replica_member_slots(cluster: Cluster, me: str, *, nofailover: bool,
                          member_slots_ttl: int) -> tuple[dict[str, int], frozenset[str]]:
     """The physical slots a replica keeps for the other members, with the position to

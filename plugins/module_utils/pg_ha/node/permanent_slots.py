@@ -163,7 +163,7 @@ class ReplicaSlots:
             self._pg.advance_physical_slot(name, lsn)
         recopy = self.advancer.schedule(plan.advance)
         if any(s.logical for s in wanted.values()) and leader.conn_url:
-            self._check_ready(config, leader.conn_url, local)
+            self._check_ready(config, cluster, leader.conn_url, local)
             copy = sorted(set(plan.copy) | recopy)
             if copy:
                 self._copy(config, cluster, leader.conn_url, copy, wanted)
@@ -197,12 +197,15 @@ class ReplicaSlots:
             self.pending.update({n: None for n in files})
             logger.info("copying logical slots %s from the primary", ", ".join(sorted(files)))
 
-    def _check_ready(self, config: Config, leader_url: str, local: Mapping[str, rules.LocalSlot]) -> None:
+    def _check_ready(self, config: Config, cluster: Cluster, leader_url: str,
+                     local: Mapping[str, rules.LocalSlot]) -> None:
         """Patroni's check_logical_slots_readiness."""
         todo = [n for n in self.pending if n in local]
         if not todo:
             return
-        mine = slot_name_for(config.name)
+        mine = rules.slot_name_on_primary(cluster, config.name, config.tags)
+        if mine is None:
+            return
         try:
             xmins = self._pg.primary_catalog_xmins(self._pg.leader_admin_conninfo(leader_url),
                                                    [n for n in todo if self.pending[n] is None] + [mine])
