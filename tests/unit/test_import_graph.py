@@ -28,7 +28,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pg_ha.core.", ("pg_ha.node", "pg_ha.dcs", "pg_ha.api", "pg_ha.ctl", "pg_ha.postgresql")),
     ("pg_ha.dcs.", ("pg_ha.node", "pg_ha.api", "pg_ha.ctl")),
 )
-STDLIB_ONLY: tuple[str, ...] = ("pg_ha", "pg_ha.client")
+# What the Ansible modules import inside AnsiballZ (pg_ha_api.py: client.py; pg_ha_config: the defaults).
+STDLIB_ONLY: tuple[str, ...] = ("pg_ha", "pg_ha.client", "pg_ha.config", "pg_ha.config.defaults")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

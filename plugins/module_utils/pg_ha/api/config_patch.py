@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config.defaults import DYNAMIC_DEFAULTS
 from ..config.load import ConfigError, dynamic_from, merge_dicts
-from ..config.settings import DYNAMIC_DEFAULTS
 
 INT_KEYS: dict[str, int] = {  # key -> smallest allowed value
     "ttl": 1,
