@@ -16,7 +16,7 @@ from typing import Any
 from ..vip import parse_vip
 from ..watchdog.settings import WatchdogConfigError, parse_watchdog
 from .defaults import DYNAMIC_DEFAULTS
-from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect
+from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect, validate_timing
 from .settings import (
     Auth,
     Config,
@@ -113,13 +113,6 @@ def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ConfigError(f"{key}: port out of range in {value!r}")
     return host, port
-
-
-def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
-    if ttl < loop_wait + 2 * retry_timeout:
-        raise ConfigError(
-            f"{where}.ttl: ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout "
-            f"({retry_timeout}) = {loop_wait + 2 * retry_timeout}")
 
 
 GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
