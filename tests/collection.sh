@@ -76,11 +76,13 @@ sanity() {
   # What Ansible runs is checked: modules, module_utils, doc fragments, roles, playbooks, the
   # molecule tests. The daemon package pg_ha/ runs on the hosts under Debian's Python and has
   # its own tier (ruff, pytest); of it only what AnsiballZ ships with the modules is checked
-  # here: __init__.py and client.py (stdlib only, which the import test proves).
+  # here: __init__.py, client.py and config/defaults.py (stdlib only, which the import test
+  # proves; pg_ha_config takes the dynamic defaults from config/defaults.py).
   git ls-files -co --exclude-standard -z \
     | grep -zvE '^(bench|tests|\.ci)/|^plugins/module_utils/pg_ha/.+/|^plugins/module_utils/pg_ha/[^/]+$' \
     | xargs -0 cp --parents -t "$dest"/
-  cp --parents -t "$dest"/ plugins/module_utils/pg_ha/__init__.py plugins/module_utils/pg_ha/client.py
+  cp --parents -t "$dest"/ plugins/module_utils/pg_ha/__init__.py plugins/module_utils/pg_ha/client.py \
+    plugins/module_utils/pg_ha/config/__init__.py plugins/module_utils/pg_ha/config/defaults.py
   (cd "$dest" && git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm sanity)
   # ansible-test fetches a pip bootstrap script from a host that is not reachable here: a
   # stand-in that uses ensurepip and the Debian CA bundle.

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config.defaults import DYNAMIC_DEFAULTS
 from ..config.load import ConfigError, dynamic_from, merge_dicts
-from ..config.settings import DYNAMIC_DEFAULTS
+from ..config.parse import timing_problem
 
 INT_KEYS: dict[str, int] = {  # key -> smallest allowed value
     "ttl": 1,
@@ -50,9 +51,9 @@ def validate_dynamic(data: dict[str, Any]) -> str | None:
     ttl = data.get("ttl", DYNAMIC_DEFAULTS["ttl"])
     loop_wait = data.get("loop_wait", DYNAMIC_DEFAULTS["loop_wait"])
     retry_timeout = data.get("retry_timeout", DYNAMIC_DEFAULTS["retry_timeout"])
-    if ttl < loop_wait + 2 * retry_timeout:
-        return (f"ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout})"
-                f" = {loop_wait + 2 * retry_timeout}")
+    problem = timing_problem(ttl, loop_wait, retry_timeout)
+    if problem is not None:
+        return problem
     try:  # everything else the daemon checks when it applies the config (ranges, types, slots, ...)
         dynamic_from(data, "config")
     except ConfigError as exc:

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..vip import parse_vip
 from ..watchdog.settings import WatchdogConfigError, parse_watchdog
-from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect
+from .defaults import DYNAMIC_DEFAULTS
+from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect, validate_timing
 from .settings import (
-    DYNAMIC_DEFAULTS,
     Auth,
     Config,
     DcsSettings,
@@ -115,13 +115,6 @@ def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
     return host, port
 
 
-def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
-    if ttl < loop_wait + 2 * retry_timeout:
-        raise ConfigError(
-            f"{where}.ttl: ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout "
-            f"({retry_timeout}) = {loop_wait + 2 * retry_timeout}")
-
-
 GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -162,9 +155,12 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
             raise ConfigError(f"{key}: a logical slot needs database and plugin")
     from .bootstrap import standby_cluster  # local: it imports this module's validators
 
+    pg_defaults = DYNAMIC_DEFAULTS["postgresql"]
+
     return DynamicSettings(
         standby_cluster=standby_cluster(data, where),
-        member_slots_ttl=duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
+        member_slots_ttl=duration(merged.get("member_slots_ttl", DYNAMIC_DEFAULTS["member_slots_ttl"]),
+                                  f"{where}.member_slots_ttl"),
         slots=dict(slots),
         synchronous_mode=quorum or as_bool(sync_mode, f"{where}.synchronous_mode"),
         synchronous_quorum=quorum,
@@ -178,8 +174,9 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         check_timeline=as_bool(merged["check_timeline"], f"{where}.check_timeline"),
         failsafe_mode=as_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
         pause=as_bool(merged["pause"], f"{where}.pause"),
-        use_pg_rewind=as_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
-        use_slots=as_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),
+        use_pg_rewind=as_bool(pg.get("use_pg_rewind", pg_defaults["use_pg_rewind"]),
+                              f"{where}.postgresql.use_pg_rewind"),
+        use_slots=as_bool(pg.get("use_slots", pg_defaults["use_slots"]), f"{where}.postgresql.use_slots"),
         parameters=dict(params),
         raw=data,
     )

@@ -20,6 +20,21 @@ def expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
+def timing_problem(ttl: int, loop_wait: int, retry_timeout: int) -> str | None:
+    """Patroni's rule ttl >= loop_wait + 2 * retry_timeout: None when it holds, else the reason
+    (the one check of config/load.py and PATCH /config)."""
+    if ttl >= loop_wait + 2 * retry_timeout:
+        return None
+    return (f"ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout})"
+            f" = {loop_wait + 2 * retry_timeout}")
+
+
+def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
+    problem = timing_problem(ttl, loop_wait, retry_timeout)
+    if problem is not None:
+        raise ConfigError(f"{where}.ttl: {problem}")
+
+
 MAX_SECONDS = 10 ** 9  # timings: far above any sane value, far below etcd's lease limit (int64)
 MAX_INT = 2 ** 63 - 1  # what PostgreSQL and etcd can hold
 

@@ -6,23 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .defaults import DYNAMIC_DEFAULTS
+
 if TYPE_CHECKING:
     from ..vip import VipSettings
 
-DYNAMIC_DEFAULTS: dict[str, Any] = {
-    "ttl": 30,
-    "loop_wait": 10,
-    "retry_timeout": 10,
-    "maximum_lag_on_failover": 1048576,
-    "master_start_timeout": 300,
-    "check_timeline": False,
-    "pause": False,
-    "synchronous_mode": False,
-    "synchronous_mode_strict": False,
-    "synchronous_node_count": 1,
-    "failsafe_mode": False,
-    "postgresql": {"use_pg_rewind": False, "use_slots": True, "parameters": {}},
-}
+_DYN = DYNAMIC_DEFAULTS  # the one table of defaults; the fields below take theirs from it
+_PG = DYNAMIC_DEFAULTS["postgresql"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +37,8 @@ class PostgresqlSettings:
     rewind: Auth | None = None
     parameters: dict[str, Any] = field(default_factory=dict)  # effective: dynamic <- local
     pg_hba: tuple[str, ...] = ()  # postgresql.pg_hba, or bootstrap.pg_hba when empty
-    use_pg_rewind: bool = False
-    use_slots: bool = True
+    use_pg_rewind: bool = _PG["use_pg_rewind"]  # the dynamic default unless postgresql.* sets it locally
+    use_slots: bool = _PG["use_slots"]
     create_replica_methods: tuple[str, ...] = ("basebackup",)
     replica_method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     basebackup: tuple[Any, ...] = ()  # extra pg_basebackup options (str or {k: v})
@@ -109,22 +99,22 @@ class DcsSettings:
 class DynamicSettings:
     """Cluster-wide settings: bootstrap.dcs defaults overlaid by the DCS `config` key."""
 
-    ttl: int = 30
-    loop_wait: int = 10
-    retry_timeout: int = 10
-    maximum_lag_on_failover: int = 1048576
-    master_start_timeout: int = 300
-    check_timeline: bool = False
-    pause: bool = False
-    use_pg_rewind: bool = False
-    use_slots: bool = True
-    synchronous_mode: bool = False
-    synchronous_mode_strict: bool = False
-    synchronous_node_count: int = 1
-    failsafe_mode: bool = False  # keep a primary that reaches every member while the DCS is down
+    ttl: int = _DYN["ttl"]
+    loop_wait: int = _DYN["loop_wait"]
+    retry_timeout: int = _DYN["retry_timeout"]
+    maximum_lag_on_failover: int = _DYN["maximum_lag_on_failover"]
+    master_start_timeout: int = _DYN["master_start_timeout"]
+    check_timeline: bool = _DYN["check_timeline"]
+    pause: bool = _DYN["pause"]
+    use_pg_rewind: bool = _PG["use_pg_rewind"]
+    use_slots: bool = _PG["use_slots"]
+    synchronous_mode: bool = _DYN["synchronous_mode"]
+    synchronous_mode_strict: bool = _DYN["synchronous_mode_strict"]
+    synchronous_node_count: int = _DYN["synchronous_node_count"]
+    failsafe_mode: bool = _DYN["failsafe_mode"]  # keep a primary that reaches every member while the DCS is down
     synchronous_quorum: bool = False  # synchronous_mode: quorum (ANY k, Patroni 4)
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)  # permanent replication slots
-    member_slots_ttl: int = 1800  # keep a vanished member's slot this long (seconds)
+    member_slots_ttl: int = _DYN["member_slots_ttl"]  # keep a vanished member's slot this long (seconds)
     standby_cluster: dict[str, Any] | None = None  # replicate from another cluster's primary
     parameters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
