@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster
+from tests.harness.cluster import Member, TestCluster, running_cluster
 from tests.harness.common import wait_for
 from tests.harness.etcd import EtcdServer, v3_keys, v3_lease_ttl
 from tests.harness.etcd import keys as etcd_keys
@@ -38,13 +38,8 @@ def etcd() -> Iterator[EtcdServer]:
 
 @pytest.fixture(scope="module")
 def cluster(etcd: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd.host_port, scope=SCOPE, dcs_kind="etcd3", dynamic={"failsafe_mode": True})
-    try:
-        c.start()
+    with running_cluster(etcd, SCOPE, dynamic={"failsafe_mode": True}, log_tail=30000) as c:
         yield c
-    finally:
-        print(c.logs()[-30000:])
-        c.cleanup()
 
 
 # -- helpers ----------------------------------------------------------------------------------
