@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # a failure, not a skip: the fuzz is part of the suite
     raise ImportError(f"{exc}: install the test requirements (pip install -r tests/requirements.txt)") from exc
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import REPO, wait_for
 
 pytestmark = pytest.mark.integration
@@ -42,14 +42,8 @@ EXAMPLES = 40  # per operation and generation mode, while the budget lasts
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, size=2, dcs_kind="etcd3")
-    try:
-        c.start()
-        c.wait_healthy(180)
+    with running_cluster(etcd_server, SCOPE, size=2, healthy=180, log_tail=15000) as c:
         yield c
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 def documented(operation: Any) -> set[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import SUPERUSER_PASSWORD, Member, TestCluster
+from tests.harness.cluster import SUPERUSER_PASSWORD, Member, TestCluster, running_cluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, free_port, wait_for
 from tests.harness.etcd import keys, put
 from tests.harness.pty import PtyProcess
@@ -31,16 +31,11 @@ PREFIX = f"/service/{SCOPE}/"
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server, tmp_path_factory) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3", tags={f"{SCOPE}-pg2": {"nofailover": True}})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    c.home = tmp_path_factory.mktemp("home")  # type: ignore[attr-defined]
-    try:
-        c.start()
-        c.wait_healthy(timeout=240)
+    home = tmp_path_factory.mktemp("home")
+    with running_cluster(etcd_server, SCOPE, tags={f"{SCOPE}-pg2": {"nofailover": True}}, healthy=240,
+                         log_tail=15000) as c:
+        c.home = home  # type: ignore[attr-defined]
         yield c
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 # -- helpers ------------------------------------------------------------------------------

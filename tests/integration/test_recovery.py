@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, member_config, wait_writable
+from tests.harness.cluster import Member, TestCluster, member_config, running_cluster, wait_writable
 from tests.harness.common import PG_BIN, free_port, kill_postmaster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,14 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="recovery", dcs_kind="etcd3")
-    try:
-        c.start()
-        c.wait_healthy(timeout=150)
+    with running_cluster(etcd_server, "recovery", healthy=150) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def postmaster_start(m: Member) -> str:
