@@ -74,8 +74,12 @@ def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
         data["xlog_location"] = facts.wal_lsn
     if facts.timeline is not None:
         data["timeline"] = facts.timeline
-    if facts.running and facts.in_recovery and facts.streaming:
-        data["replication_state"] = "streaming"
+    if facts.running and facts.in_recovery:
+        for key, lsn in (("replay_lsn", facts.replay_lsn), ("receive_lsn", facts.receive_lsn)):
+            if lsn:  # as Patroni 4: patronictl shows them as Receive/Replay LSN and lag
+                data[key] = lsn
+        if facts.streaming:
+            data["replication_state"] = "streaming"
     if facts.pending_restart:
         data["pending_restart"] = True
     if facts.scheduled_restart:
