@@ -117,3 +117,20 @@ def test_pretty_keeps_the_seeds_layout(capsys) -> None:
 
 def test_format_lsn() -> None:
     assert format_lsn(0) == "0/0" and format_lsn(4294967296 + 0x3000148) == "1/3000148"
+
+
+def test_query_output_as_patronictl(capsys) -> None:
+    from argparse import Namespace
+
+    from pg_ha.ctl.cmd_query import _print
+
+    rows = [[1, "two", None, True], [2, "x", 3, False]]
+    _print(["one", "two", "three", "four"], rows, Namespace(fmt="tsv", delimiter="\t"))
+    assert capsys.readouterr().out.splitlines() == ["one\ttwo\tthree\tfour", "1\ttwo\tNone\tTrue", "2\tx\t3\tFalse"]
+    _print(["one", "two", "three", "four"], rows, Namespace(fmt="json", delimiter="\t"))
+    assert json.loads(capsys.readouterr().out) == [{"one": 1, "two": "two", "three": None, "four": True},
+                                                  {"one": 2, "two": "x", "three": 3, "four": False}]
+    _print(["one", "two"], [[1, None]], Namespace(fmt="yaml", delimiter="\t"))
+    assert capsys.readouterr().out == "- one: 1\n  two: null\n"
+    _print(None, [["CREATE TABLE"]], Namespace(fmt="tsv", delimiter=","))
+    assert capsys.readouterr().out == "CREATE TABLE\n"
