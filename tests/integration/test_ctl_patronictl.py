@@ -175,3 +175,16 @@ def test_show_config_dsn_and_versions_as_patronictl(pctl_exe: Path, cluster: Tes
     lines = pctl(pctl_exe, cluster, "version", SCOPE).splitlines()
     for m in cluster.members:  # patronictl reads GET /patroni of each member
         assert any(line.startswith(f"{m.name}: Patroni ") and " PostgreSQL 15." in line for line in lines), lines
+
+
+def test_cluster_role_refusals_as_patronictl(pctl_exe: Path, cluster: TestCluster) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO / "plugins" / "module_utils"),
+           "HOME": str(cluster.home), "LANG": "C.UTF-8"}  # type: ignore[attr-defined]
+    config = ["-c", str(cluster.members[0].config_path)]
+    for args, codes in ((["promote-cluster", "--force"], (1, 1)), (["demote-cluster", "--force"], (2, 1))):
+        ours = subprocess.run([SYSTEM_PYTHON, "-m", "pg_ha.ctl", *config, *args], input="", capture_output=True,
+                              text=True, timeout=60, env=env)
+        theirs = subprocess.run([str(pctl_exe), *config, *args], input="", capture_output=True, text=True,
+                                timeout=60, env=patronictl_env(cluster.home))  # type: ignore[attr-defined]
+        assert (ours.returncode, theirs.returncode) == codes, (ours, theirs)  # usage errors: pg_hactl exits 2
+        assert ours.stderr == theirs.stderr and ours.stderr.startswith("Error: "), (ours.stderr, theirs.stderr)
