@@ -106,7 +106,9 @@ def wait_healthy(c: TestCluster) -> Member:
     leader = c.wait_healthy(timeout=180)
     # a replica reports its WAL position once per loop, so right after bootstrap it can trail
     # optime/leader by a segment switch; wait until every member is running and caught up
-    wait_for(lambda: all(m["State"] in ("running", "streaming") and m.get("Lag in MB", 0) == 0
+    # -f json has patronictl 4.1's keys: a replica's Receive Lag / Replay Lag (MB), none for the leader
+    wait_for(lambda: all(m["State"] in ("running", "streaming")
+                         and (m["Role"] == "Leader" or m.get("Receive Lag") == 0 and m.get("Replay Lag") == 0)
                          for m in members_json(c)), 60, "members running and caught up")
     return leader
 
@@ -130,7 +132,8 @@ def test_list_table_and_formats(cluster: TestCluster) -> None:
         assert rows[m.name][0] == SCOPE and rows[m.name][2] == f"127.0.0.1:{m.pg_port}"
         assert rows[m.name][3:5] == ["Replica", "streaming"] and rows[m.name][6] == "0"
     tsv = [line.split("\t") for line in ok(cluster, "list", "-f", "tsv").splitlines()]
-    assert tsv[0] == ["Cluster", "Member", "Host", "Role", "State", "TL", "Lag in MB"] and len(tsv) == 4
+    assert tsv[0] == ["Cluster", "Member", "Host", "Role", "State", "TL", "Receive LSN", "Receive Lag",
+                      "Replay LSN", "Replay Lag", "Tags"] and len(tsv) == 4  # patronictl 4.1's (pg2 has a tag)
     import yaml
     assert yaml.safe_load(ok(cluster, "list", "-f", "yaml")) == members_json(cluster)
     extended = ok(cluster, "list", "-e")

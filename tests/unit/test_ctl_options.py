@@ -15,7 +15,8 @@ from pg_ha.ctl.errors import CtlError, UsageError
 from pg_ha.ctl.prompt import parse_scheduled
 
 COMMANDS = ["list", "topology", "show-config", "edit-config", "switchover", "failover", "pause", "resume", "restart",
-            "reload", "reinit", "flush", "history", "query", "dsn", "remove", "version", "completion"]
+            "reload", "reinit", "flush", "history", "query", "dsn", "remove", "version", "demote-cluster",
+            "promote-cluster", "completion"]
 
 
 def parse(*argv: str):

@@ -178,6 +178,20 @@ def build_parser() -> Parser:
                    help="cluster name (default: scope from the config) and member names (default: all)")
     _format(p)
 
+    p = command("demote-cluster", "cmd_cluster_role:run_demote", "Demote cluster to a standby cluster")
+    _cluster(p)
+    _force(p)
+    p.add_argument("--host", help="address of the remote node")
+    p.add_argument("--port", type=int, help="port of the remote node")
+    p.add_argument("--restore-command", dest="restore_command",
+                   help="command to restore WAL records from the remote primary")
+    p.add_argument("--primary-slot-name", dest="primary_slot_name",
+                   help="name of the slot on the remote node to use for replication")
+
+    p = command("promote-cluster", "cmd_cluster_role:run_promote", "Promote cluster, make it run standalone")
+    _cluster(p)
+    _force(p)
+
     p = command("completion", "completion:run", "Print a shell completion script (bash or zsh)")
     p.add_argument("shell", choices=("bash", "zsh"), help="bash: source <(pg_hactl completion bash)")
     return parser

@@ -157,7 +157,17 @@ def service_info(cluster: Cluster) -> list[str]:
 
 def print_members(cluster: Cluster, scope: str, extended: bool = False, fmt: str = "pretty",
                   topology: bool = False) -> None:
-    columns, rows = member_table(cluster, scope, extended, topology, fmt)
+    """The table (pretty: the seeds' layout); tsv/json/yaml have patronictl 4.1's columns."""
+    if fmt == "pretty":
+        columns, rows = member_table(cluster, scope, extended, topology, fmt)
+    else:
+        from .machine import machine_table
+
+        columns, rows = machine_table(cluster, scope, extended)
+        if fmt == "tsv" and "Tags" in columns:
+            i = columns.index("Tags")
+            for row in rows:
+                row[i] = dump_yaml(row[i], flow=True).strip() if row[i] else ""
     echo(render(columns, rows, fmt, RIGHT, drop_empty=True))
     if fmt == "pretty":
         info = service_info(cluster)
