@@ -101,12 +101,7 @@ def run(config: Any) -> int:
                      config.restapi.listen_port, exc)
         return 1
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        daemon.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    install_signal_handlers(daemon, log)
     code = daemon.run()
     try:
         if code == 0:
@@ -114,6 +109,22 @@ def run(config: Any) -> int:
     finally:
         api.stop()
     return code
+
+
+def install_signal_handlers(daemon: Any, log: logging.Logger) -> None:
+    """SIGTERM, SIGINT: stop (PostgreSQL too). SIGHUP: reload the config file, as Patroni
+    does; its systemd unit's `ExecReload=/bin/kill -s HUP $MAINPID` must not kill us."""
+    def on_stop(signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        daemon.stop()
+
+    def on_reload(_signum: int, _frame: Any) -> None:
+        log.info("received SIGHUP: reloading the configuration")
+        daemon.reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
 
 
 if __name__ == "__main__":

@@ -331,6 +331,13 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
     expect(basebackup, list, "postgresql.basebackup")
     callbacks = section.get("callbacks") or {}
     expect(callbacks, dict, "postgresql.callbacks")
+    custom_conf = section.get("custom_conf")
+    custom_conf = None if custom_conf in (None, "") else as_str(custom_conf, "postgresql.custom_conf")
+    config_dir = section.get("config_dir")
+    if config_dir not in (None, "") and \
+            os.path.normpath(as_str(config_dir, "postgresql.config_dir")) != os.path.normpath(str(data_dir)):
+        raise ConfigError("postgresql.config_dir: configuration files outside postgresql.data_dir are not "
+                          "supported (pg_ha writes postgresql.conf into the data directory); move them there")
     from .bootstrap import bootstrap_method  # local: it imports this module's validators
 
     boot_method, boot_options, post_bootstrap = bootstrap_method(bootstrap)
@@ -356,6 +363,7 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         callbacks={str(k): str(v) for k, v in callbacks.items()},
         pre_promote=None if section.get("pre_promote") is None else as_str(section["pre_promote"],
                                                                           "postgresql.pre_promote"),
+        custom_conf=custom_conf,
     )
     return settings, params
 

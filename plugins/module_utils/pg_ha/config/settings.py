@@ -50,6 +50,7 @@ class PostgresqlSettings:
     remove_data_directory_on_diverged_timelines: bool = True
     callbacks: dict[str, str] = field(default_factory=dict)
     pre_promote: str | None = None
+    custom_conf: str | None = None  # included by postgresql.conf in place of postgresql.base.conf
 
     @property
     def rewind_auth(self) -> Auth:

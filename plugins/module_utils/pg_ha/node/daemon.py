@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HA loop: read the DCS, look at PostgreSQL (observe.py), decide (core/ha.py), act
 (executor.py), then the lease's side effects (lease_effects.py), the leader's housekeeping
-(leader_housekeeping.py), a due scheduled restart (restarts.py), and publish (member key + REST
-status); a cycle without the DCS goes to outage.py. Also the daemon's side of the REST API
-and of the configuration (dynamic config from the DCS, reload of the local file)."""
+(leader_housekeeping.py) or a replica's slots (replica_slots.py), a due scheduled restart
+(restarts.py), and publish (member key + REST status); a cycle without the DCS goes to
+outage.py. Also the daemon's side of the REST API and of the configuration (dynamic config
+from the DCS, reload of the local file)."""
 from __future__ import annotations
 
 import logging
@@ -28,6 +29,7 @@ from .heap_trim import trim_now_and_then
 from .leader_housekeeping import LeaderHousekeeping
 from .observe import Observer
 from .outage import OutagePath
+from .replica_slots import ReplicaSlots
 from .restarts import Restarts
 
 logger = logging.getLogger("pg_ha")
@@ -60,6 +62,7 @@ class Daemon:
         self.failsafe = FailsafeKeeper(config.name)
         self.observer = Observer(pg, self.executor, self.watchdog)
         self.housekeeping = LeaderHousekeeping(dcs, pg, self.executor, self.failsafe)
+        self.replica_slots = ReplicaSlots(pg)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
 
@@ -184,6 +187,8 @@ class Daemon:
         lease_effects.watchdog_step(self.watchdog, applied, cluster, facts)
         if self._is_leader_now(decision, cluster, facts):
             self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
+        elif self._is_idle_replica(decision, cluster):
+            self.replica_slots.run(cluster, self._config.name, self._config.dynamic.slots)
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)
@@ -199,6 +204,13 @@ class Daemon:
     def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \
             not self.executor.busy and self.pg.is_running()
+
+    def _is_idle_replica(self, decision: Decision, cluster: Cluster) -> bool:
+        """Following another member's lock, with nothing running and PostgreSQL in recovery."""
+        state = self._cycle_state
+        return decision.action == Action.NOOP and not self.executor.busy and state is not None \
+            and state.running and bool(state.in_recovery) and cluster.leader is not None \
+            and cluster.leader.name != self._config.name
 
     def _state_after(self, decision: Decision) -> LocalState:
         """PostgreSQL's state after this cycle's action: the one read at the start of the

@@ -345,6 +345,9 @@ class Postgresql:
     def ensure_logical_slots(self, wanted: dict[str, tuple[str, str]]) -> None:
         _slots.ensure_logical_slots(self.db, wanted)
 
+    def advance_replica_slots(self, managed: set[str]) -> list[str]:
+        return _slots.advance_replica_slots(self.db, managed)
+
     # ------------------------------------------------------------ rewind
     def ensure_clean_shutdown(self) -> bool:
         return _rewind.ensure_clean_shutdown(self)

@@ -3,7 +3,8 @@
 """The files pg_ha owns in the data directory, and libpq connection strings.
 
 pg_ha owns `postgresql.conf`: initdb's original is kept as `postgresql.base.conf` and
-included at the top (like Patroni), our parameters follow and win. `pg_hba.conf` is
+included at the top (like Patroni), or `postgresql.custom_conf` in its place when that is
+set (as Patroni does); our parameters follow and win. `pg_hba.conf` is
 replaced by the configured lines when there are any. Passwords only ever go to the
 pgpass file (mode 0600), never into a conninfo string or a command line.
 """
@@ -81,7 +82,7 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
 
 def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None) -> str:
     """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica."""
-    lines = [MARKER, f"include '{BASE_CONF}'", ""]
+    lines = [MARKER, f"include {quote_conf_value(settings.custom_conf or BASE_CONF)}", ""]
     params = effective_parameters(settings)
     # needs a restart to change: written for every role, so promotion leaves nothing pending
     params["recovery_target_timeline"] = (recovery or {}).get("recovery_target_timeline") or "latest"

@@ -1,11 +1,12 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Physical replication slots on the primary, one per member that replicates from it."""
+"""Physical replication slots: on the primary one per member that replicates from it; on a
+replica the members' slots are kept at the replayed position, never pinning WAL."""
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import psycopg2
 
@@ -93,3 +94,40 @@ def ensure_logical_slots(db: Db, wanted: Mapping[str, tuple[str, str]]) -> None:
             logger.info("created logical replication slot %s (database %s, plugin %s)", name, database, plugin)
         except Exception as exc:  # noqa: BLE001
             logger.error("could not create logical replication slot %s: %s", name, exc)
+
+
+def lagging_replica_slots(slots: Iterable[tuple[str, bool, int | None]], replay_lsn: int,
+                          managed: set[str]) -> list[str]:
+    """Of a replica's physical slots (name, active, restart_lsn), the inactive ones named in
+    `managed` whose restart_lsn is behind `replay_lsn`: nobody streams through them, so the
+    WAL they pin is retained for nothing."""
+    return sorted(name for name, active, restart in slots
+                  if name in managed and not active and restart is not None and restart < replay_lsn)
+
+
+def advance_replica_slots(db: Db, managed: set[str]) -> list[str]:
+    """On a replica, move each lagging slot of `managed` (see lagging_replica_slots) to the
+    replayed position; the names advanced. The slots stay (after a promotion the members
+    can stream through them at once), they only stop pinning WAL. Slots not in `managed`
+    (an operator's own, a cascading replica's) are left alone. Errors are logged."""
+    try:
+        rows = db.query("SELECT pg_catalog.pg_is_in_recovery(), "
+                        "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0')::bigint")
+        in_recovery, replay = rows[0]
+        if not in_recovery or replay is None:
+            return []
+        slots = db.query("SELECT slot_name, active, pg_catalog.pg_wal_lsn_diff(restart_lsn, '0/0')::bigint "
+                         "FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical'")
+    except Exception as exc:  # noqa: BLE001 - logged, retried next cycle
+        logger.error("could not read replication slots: %s", exc)
+        return []
+    advanced = []
+    for name in lagging_replica_slots([(str(n), bool(a), None if r is None else int(r)) for n, a, r in slots],
+                                      int(replay), {slot_name_for(n) for n in managed}):
+        try:
+            db.query("SELECT pg_catalog.pg_replication_slot_advance(%s, pg_catalog.pg_last_wal_replay_lsn())",
+                     (name,))
+            advanced.append(name)
+        except Exception as exc:  # noqa: BLE001
+            logger.error("could not advance replication slot %s: %s", name, exc)
+    return advanced
