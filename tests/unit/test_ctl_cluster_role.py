@@ -6,13 +6,13 @@ import re
 from typing import Any
 
 import pytest
+from pg_ha.config.settings import Auth
 from pg_ha.ctl import cmd_cluster_role as role_mod
 from pg_ha.ctl.cli import build_parser
 from pg_ha.ctl.cmd_cluster_role import change_cluster_role, progress, run_demote, run_promote, standby_config
 from pg_ha.ctl.context import Ctx
 from pg_ha.ctl.ctlconfig import CtlConfig, RestAuth
 from pg_ha.ctl.errors import CtlError, UsageError
-from pg_ha.settings import Auth
 
 from tests.fakes import FakeDCS, three_member_dcs
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import yaml
+from pg_ha.core.model import Cluster, ClusterConfig, Leader, Member, SyncState
 from pg_ha.ctl.machine import format_lsn, machine_table
-from pg_ha.ctl.members import print_members
 from pg_ha.ctl.output import render
-from pg_ha.dcs.base import Cluster, ClusterConfig, Leader, Member, SyncState
+from pg_ha.ctl.table import print_members
 
 from tests.fakes import member_data
 

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..dcs import Cluster
+from ..core.model import Cluster
 from .context import Ctx
 from .errors import CtlError, UsageError
-from .members import print_members
 from .output import echo
 from .prompt import confirm
+from .table import print_members
 
 POLL = 1.0
 STANDBY_LEADER = "standby_leader"

@@ -12,9 +12,10 @@ from ..core.model import Cluster, Member
 from ..dcs import AbstractDCS, DCSError, get_dcs
 from .ctlconfig import CtlConfig
 from .errors import CtlError, UsageError
-from .members import cluster_is_empty, print_members
+from .members import cluster_is_empty
 from .output import echo
 from .prompt import ask, confirm
+from .table import print_members
 
 if TYPE_CHECKING:
     from ..client import PgHaClient

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dcs import Cluster, Member
+from ..core.model import Cluster, Member
 from .members import (
     DEFAULT_PG_PORT,
     host_port,
