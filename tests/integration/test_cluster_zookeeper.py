@@ -64,7 +64,7 @@ def test_znode_layout(cluster: TestCluster) -> None:
     nodes = wait_for(lambda: (n := znodes(zk, PREFIX)) and PREFIX + "optime/leader" in n
                      and len([k for k in n if k.startswith(PREFIX + "members/")]) == 3 and n,
                      30, "the optime and three member znodes")
-    for key in ("config", "initialize", "leader", "optime/leader", "status"):
+    for key in ("config", "initialize", "leader", "optime/leader"):
         assert PREFIX + key in nodes, sorted(nodes)
     value, stat = nodes[PREFIX + "leader"]
     assert value == leader.name and stat.ephemeralOwner != 0
@@ -72,7 +72,7 @@ def test_znode_layout(cluster: TestCluster) -> None:
     owners = {nodes[f"{PREFIX}members/{m.name}"][1].ephemeralOwner for m in cluster.members}
     assert len(owners) == 3 and 0 not in owners  # one session per daemon
     assert zk.sessions()[stat.ephemeralOwner] == 10000  # the session timeout is the ttl
-    for key in ("config", "initialize", "optime/leader", "status"):
+    for key in ("config", "initialize", "optime/leader"):
         assert nodes[PREFIX + key][1].ephemeralOwner == 0
     sysid = leader.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
     assert nodes[PREFIX + "initialize"][0] == sysid

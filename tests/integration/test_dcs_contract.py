@@ -620,3 +620,31 @@ def test_etcd3_keeps_connections_alive(tls: bool, scope: str, monkeypatch: pytes
             assert len(connects) == 0
         finally:
             dcs.close()
+
+
+@pytest.mark.parametrize("kind", ["zookeeper"])
+def test_zookeeper_auth_data(kind: str, scope: str, make: Make, zk_server: ZooKeeperServer) -> None:
+    """auth_data as Patroni passes it (add_auth): an operator protects the scope with a digest
+    ACL; members with the credential work (and are woken), others get a DCSError in time."""
+    from kazoo.security import make_digest_acl
+
+    admin = zk_server.client(auth_data=[("digest", "root:s3cret")])
+    try:
+        admin.create(f"{NS}/{scope}", b"", acl=[make_digest_acl("root", "s3cret", all=True)], makepath=True)
+    finally:
+        admin.stop()
+        admin.close()
+    auth = {"auth_data": (("digest", "root:s3cret"),)}
+    a, b = make("a", **auth), make("b", **auth)
+    assert a.touch_member({}) and a.attempt_to_acquire_leader()
+    leader = b.get_cluster().leader
+    assert leader is not None and leader.name == "a"
+    started = time.monotonic()
+    in_background(lambda: a.delete_leader(leader))
+    assert b.watch(10) and time.monotonic() - started < 1.0
+    for creds in ({}, {"auth_data": (("digest", "root:wrong"),)}):
+        started = time.monotonic()
+        with pytest.raises(DCSError):
+            make("c", retry_timeout=2, **creds).get_cluster()
+        assert time.monotonic() - started < 3.5
+    assert a.delete_cluster()
