@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import free_port, pid_alive, spawn, stop_process, wait_for
+from .common import free_port, pid_alive, port_open, spawn, stop_process, wait_for
 
 JAVA = "/usr/bin/java"
 # zookeeper.jar's manifest names its dependencies (netty, jute, ...); slf4j-simple logs to stderr
@@ -105,6 +105,7 @@ class ZooKeeperServer:
         pid = self.proc.pid
         stop_process(self.proc, sig)
         wait_for(lambda: not pid_alive(pid), 15, f"zookeeper pid {pid} to exit")
+        wait_for(lambda: not port_open(self.client_port), 10, f"nothing to listen on {self.host_port}")
         self.proc = None
 
     def kill(self) -> None:
