@@ -42,7 +42,7 @@ def test_seeds_demo_config_loads() -> None:
     (lambda c: c["bootstrap"]["dcs"].update(ttl=5), "bootstrap.dcs.ttl: ttl (5) must be >= loop_wait (10)"),
     (lambda c: c["bootstrap"]["dcs"].update(loop_wait="often"), "bootstrap.dcs.loop_wait: expected int"),
     (lambda c: c["postgresql"].pop("data_dir"), "postgresql.data_dir: missing"),
-    (lambda c: c.update(zookeeper={"hosts": ["x"]}) or c.pop("etcd"), "zookeeper: DCS not supported"),
+    (lambda c: c.update(consul={"host": "x"}) or c.pop("etcd"), "consul: DCS not supported"),
     (lambda c: c.pop("etcd"), "etcd3: no DCS configured"),
     (lambda c: c.update(etcd3={"hosts": ["x:1"]}), "more than one DCS configured"),
     (lambda c: c["restapi"].update(listen="127.0.0.1:99999"), "restapi.listen: port out of range"),

@@ -16,7 +16,18 @@ from typing import Any
 from ..vip import parse_vip
 from ..watchdog.settings import WatchdogConfigError, parse_watchdog
 from .defaults import DYNAMIC_DEFAULTS
-from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect, validate_timing
+from .parse import (
+    MAX_SECONDS,
+    ConfigError,
+    as_bool,
+    as_int,
+    as_section,
+    as_str,
+    duration,
+    expect,
+    split_host_port,
+    validate_timing,
+)
 from .settings import (
     Auth,
     Config,
@@ -25,6 +36,8 @@ from .settings import (
     PostgresqlSettings,
     RestApiSettings,
 )
+from .zookeeper import ENV_KEYS as ZOOKEEPER_ENV_KEYS
+from .zookeeper import zookeeper_settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +47,13 @@ KNOWN_KEYS: dict[str, Any] = {
     "restapi": {"listen", "connect_address", "authentication", "certfile", "keyfile", "keyfile_password",
                 "cafile", "ciphers", "verify_client", "allowlist", "allowlist_include_members",
                 "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens"},
-    "etcd": None, "etcd3": None, "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
+    "etcd": None, "etcd3": None, "zookeeper": None, "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
                                                 "post_init", "users"},
     "postgresql": None, "watchdog": {"mode", "device", "safety_margin", "driver"}, "tags": None,
     "log": None, "ctl": None, "citus": None, "vip": None, "failsafe": None,
 }
-KNOWN_DCS = ("etcd3", "etcd")
-UNSUPPORTED_DCS = ("zookeeper", "consul", "kubernetes", "exhibitor", "raft")
+KNOWN_DCS = ("etcd3", "etcd", "zookeeper")
+UNSUPPORTED_DCS = ("consul", "kubernetes", "exhibitor", "raft")
 ETCD_KEYS = {"host", "hosts", "url", "proxy", "srv", "srv_suffix", "protocol", "username", "password",
              "cacert", "cert", "key", "retry_timeout", "use_proxies"}
 POSTGRESQL_KEYS = {"listen", "connect_address", "proxy_address", "data_dir", "bin_dir", "bin_name",
@@ -72,9 +85,11 @@ _ENV_PATHS: dict[str, tuple[str, ...]] = {
     "REWIND_PASSWORD": ("postgresql", "authentication", "rewind", "password"),
     "LOG_LEVEL": ("log", "level"), "LOG_DIR": ("log", "dir"),
 }
-for _dcs in KNOWN_DCS:
+for _dcs in ("etcd3", "etcd"):
     for _key in ("HOST", "HOSTS", "URL", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY"):
         _ENV_PATHS[f"{_dcs.upper()}_{_key}"] = (_dcs, _key.lower())
+for _key in ZOOKEEPER_ENV_KEYS:
+    _ENV_PATHS[f"ZOOKEEPER_{_key}"] = ("zookeeper", _key.lower())
 
 
 def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -93,26 +108,6 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dic
                 node = node[part]
             node[path[-1]] = value
     return result
-
-
-def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
-    value = as_str(value, key).strip()
-    if value.startswith("[") and "]" in value:  # [::1]:5432
-        host, _, rest = value[1:].partition("]")
-        port_text = rest.lstrip(":")
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-    else:
-        host, port_text = value, ""
-    if not host:
-        raise ConfigError(f"{key}: missing host in {value!r}")
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise ConfigError(f"{key}: invalid port in {value!r}") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{key}: port out of range in {value!r}")
-    return host, port
 
 
 GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
@@ -209,12 +204,14 @@ def _dcs(raw: dict[str, Any], warnings: list[str]) -> DcsSettings:
     unsupported = [k for k in UNSUPPORTED_DCS if k in raw]
     if not present:
         if unsupported:
-            raise ConfigError(f"{unsupported[0]}: DCS not supported by pg_ha (use etcd3 or etcd)")
-        raise ConfigError("etcd3: no DCS configured (need an etcd3: or etcd: section)")
+            raise ConfigError(f"{unsupported[0]}: DCS not supported by pg_ha (use etcd3, etcd or zookeeper)")
+        raise ConfigError("etcd3: no DCS configured (need an etcd3:, etcd: or zookeeper: section)")
     if len(present) > 1:
         raise ConfigError(f"{present[1]}: more than one DCS configured ({', '.join(present)})")
     kind = present[0]
     section = as_section(raw, kind)
+    if kind == "zookeeper":
+        return zookeeper_settings(section, warnings)
     _warn_unknown(section, ETCD_KEYS, kind, warnings)
     protocol = as_str(section.get("protocol", "http"), f"{kind}.protocol")
     if protocol not in ("http", "https"):

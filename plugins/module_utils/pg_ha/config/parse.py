@@ -81,3 +81,23 @@ def as_section(raw: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     return expect(value, dict, key)
+
+
+def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
+    value = as_str(value, key).strip()
+    if value.startswith("[") and "]" in value:  # [::1]:5432
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.lstrip(":")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, ""
+    if not host:
+        raise ConfigError(f"{key}: missing host in {value!r}")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ConfigError(f"{key}: invalid port in {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key}: port out of range in {value!r}")
+    return host, port

@@ -86,7 +86,7 @@ class RestApiSettings:
 
 @dataclass(frozen=True)
 class DcsSettings:
-    kind: str  # "etcd3" or "etcd"
+    kind: str  # "etcd3", "etcd" or "zookeeper"
     hosts: tuple[str, ...]  # "host:port"
     protocol: str = "http"
     username: str | None = None
@@ -94,6 +94,13 @@ class DcsSettings:
     cacert: str | None = None
     cert: str | None = None
     key: str | None = None
+    # zookeeper only (Patroni's names): TLS switch and key password, certificate check,
+    # x509 ACLs {principal: permissions} for the znodes we create, add_auth credentials
+    use_ssl: bool = False
+    key_password: str | None = None
+    verify: bool = True
+    set_acls: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    auth_data: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
