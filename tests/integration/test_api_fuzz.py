@@ -81,7 +81,11 @@ def test_fuzz_rest_api_of_a_live_leader(cluster: TestCluster) -> None:
                 counts["requests"] += 1
                 counts[f"{response.status_code // 100}xx"] += 1
                 code = response.status_code
-                if code == 500 or (code >= 500 and str(code) not in allowed):  # noqa: B023 - runs now
+                # 500 is an unhandled error, except Patroni's documented refusal of POST /failsafe by a
+                # running primary (reached when a fuzzed PATCH /config turned failsafe_mode on)
+                refusal = (case.method, case.formatted_path, response.text) == ("POST", "/failsafe",
+                                                                                  "Running as a leader")
+                if code == 500 and not refusal or (code >= 500 and str(code) not in allowed):  # noqa: B023
                     problems.append(f"{case.method} {case.formatted_path} query={case.query} "
                                     f"body={case.body!r:.200}: {code} {response.text[:200]}")
                 try:  # and the answer is the documented one: status, content type, body schema
