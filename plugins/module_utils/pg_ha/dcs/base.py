@@ -156,6 +156,41 @@ class AbstractDCS(abc.ABC):
         return self.set_failover_value(json.dumps(value, separators=(",", ":")), version)
 
 
+class KeyValueDCS(AbstractDCS):
+    """The cluster-wide keys of a backend that offers three primitives on a path relative
+    to the scope: write, compare-and-set write and compare-and-set delete (version None:
+    whatever the version; 0: only if absent)."""
+
+    @abc.abstractmethod
+    def _put(self, path: str, value: str) -> bool: ...
+
+    @abc.abstractmethod
+    def _cas_put(self, path: str, value: str, version: int | None) -> bool: ...
+
+    @abc.abstractmethod
+    def _cas_delete(self, path: str, version: int | None) -> bool: ...
+
+    def cancel_initialization(self) -> bool:
+        return self._cas_delete("initialize", None)
+
+    def set_config_value(self, value: str, version: int | None = None) -> bool:
+        return self._cas_put("config", value, version)
+
+    def set_failover_value(self, value: str, version: int | None = None) -> bool:
+        if value == "":
+            return self._cas_delete("failover", version)
+        return self._cas_put("failover", value, version)
+
+    def set_history_value(self, value: str) -> bool:
+        return self._put("history", value)
+
+    def set_sync_state_value(self, value: str, version: int | None = None) -> bool:
+        return self._cas_put("sync", value, version)
+
+    def delete_sync_state(self, version: int | None = None) -> bool:
+        return self._cas_delete("sync", version)
+
+
 # -- helpers shared by the backends ---------------------------------------------
 @dataclass(frozen=True)
 class Node:

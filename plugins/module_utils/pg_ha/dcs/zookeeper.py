@@ -27,7 +27,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotE
 from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
 
 from ..core.model import Cluster, Leader
-from .base import AbstractDCS, DCSError, Node, WatchNotifier, cluster_from_nodes
+from .base import DCSError, KeyValueDCS, Node, WatchNotifier, cluster_from_nodes
 from .zookeeper_client import ZkSession, acls
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class ZooKeeper(AbstractDCS):
+class ZooKeeper(KeyValueDCS):
     """Patroni-compatible znodes in ZooKeeper."""
 
     def __init__(self, namespace: str, scope: str, name: str, ttl: int, retry_timeout: float,
@@ -365,26 +365,6 @@ class ZooKeeper(AbstractDCS):
         if not create_new:
             return self._put("initialize", sysid)
         return self._create(self._current(), self.client_path("initialize"), sysid, self._deadline())
-
-    def cancel_initialization(self) -> bool:
-        return self._cas_delete("initialize", None)
-
-    def set_config_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_put("config", value, version)
-
-    def set_failover_value(self, value: str, version: int | None = None) -> bool:
-        if value == "":
-            return self._cas_delete("failover", version)
-        return self._cas_put("failover", value, version)
-
-    def set_history_value(self, value: str) -> bool:
-        return self._put("history", value)
-
-    def set_sync_state_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_put("sync", value, version)
-
-    def delete_sync_state(self, version: int | None = None) -> bool:
-        return self._cas_delete("sync", version)
 
     def write_status(self, value: dict[str, Any]) -> bool:
         session, deadline = self._current(), self._deadline()
