@@ -89,6 +89,21 @@ def _ours(path: str) -> bool:
         return False
 
 
+def unix_socket_host(settings: PostgresqlSettings) -> str | None:
+    """With postgresql.use_unix_socket, as Patroni: the first absolute directory of
+    unix_socket_directories, "" (libpq's default socket directory) when that is not set,
+    None (TCP) when it names no usable directory or unix sockets are not asked for."""
+    if not settings.use_unix_socket:
+        return None
+    directories = settings.parameters.get("unix_socket_directories")
+    if directories is None:
+        return ""
+    for item in str(directories).split(","):
+        if item.strip().startswith("/"):
+            return item.strip()
+    return None
+
+
 def render(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None) -> str:
     """postgresql.conf as config.render_postgresql_conf writes it, including custom_conf
     or postgresql.base.conf, with hba_file/ident_file when config_dir is separate."""
