@@ -22,6 +22,8 @@ LOCAL_NOT_SUPPORTED: dict[str, str] = {
     "restapi.server_tokens": "the REST API sends no Server version header",
     "postgresql.recovery_conf": "pg_ha writes the recovery settings of a replica itself",
     "postgresql.retry_timeout": "every call is bounded by the dynamic retry_timeout",
+    "postgresql.use_unix_socket_repl": "pg_ha makes no replication connection to its own server "
+                                       "(Patroni's only use of it)",
     "tags.nostream": "every replica streams from its upstream (no restore_command-only replicas)",
     "tags.sync_priority": "synchronous standbys are chosen by name order and nosync only",
     "log.type": "log lines are plain text (no json)",
@@ -47,17 +49,20 @@ DYNAMIC_NOT_SUPPORTED: dict[str, str] = {
     "max_timelines_history": "the history key keeps every timeline",
     "ignore_slots": "pg_ha drops only the physical slots it created itself",
     "postgresql.recovery_conf": "pg_ha writes the recovery settings of a replica itself",
-    "postgresql.pg_ident": "pg_ident.conf is left as it is",
+    "postgresql.pg_hba": "set pg_hba in each member's postgresql section (or bootstrap.pg_hba)",
+    "postgresql.pg_ident": "set pg_ident in each member's postgresql section",
+    "postgresql.pg_ctl_timeout": "set pg_ctl_timeout in each member's postgresql section",
 }
 
 
 def _present(data: dict[str, Any], path: str) -> bool:
+    """Set to something that would matter: false, null and empty values ask for nothing."""
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
-    return True
+    return node not in (None, False, "", {}, [])
 
 
 def not_supported_lines(data: dict[str, Any], table: dict[str, str], prefix: str = "") -> list[str]:
