@@ -87,8 +87,7 @@ def test_local_not_supported_is_one_warning_naming_the_key(path: str) -> None:
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = {"database": "citus", "group": 0} if path == "citus" else \
-            True if parts[0] == "tags" else 1
+        node[parts[-1]] = {"database": "citus", "group": 0} if path == "citus" else True
 
     _, warnings = build(mutate)
     found = [w for w in warnings if "accepted, not supported" in w]
