@@ -39,7 +39,9 @@ def test_seeds_demo_config_loads() -> None:
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda c: c["bootstrap"]["dcs"].update(ttl=5), "bootstrap.dcs.ttl: ttl (5) must be >= loop_wait (10)"),
+    # a ttl below Patroni's minimum is raised to it (test_timing_adjusted_as_patroni); one no
+    # etcd lease can hold is refused
+    (lambda c: c["bootstrap"]["dcs"].update(ttl=10 ** 31), "bootstrap.dcs.ttl: must be <= 1000000000"),
     (lambda c: c["bootstrap"]["dcs"].update(loop_wait="often"), "bootstrap.dcs.loop_wait: expected int"),
     (lambda c: c["postgresql"].pop("data_dir"), "postgresql.data_dir: missing"),
     (lambda c: c.update(consul={"host": "x"}) or c.pop("etcd"), "consul: DCS not supported"),
@@ -116,10 +118,10 @@ def test_merge_dicts_null_deletes() -> None:
 
 def test_daemon_refuses_bad_config_exit_2(tmp_path: Path) -> None:
     raw = demo()
-    raw["bootstrap"]["dcs"]["ttl"] = 5
+    raw["bootstrap"]["dcs"]["ttl"] = "soon"  # a ttl of 5 is adjusted now (as Patroni does), a word is not
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run([sys.executable, "-m", "pg_ha", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "pg_ha", str(path)], capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(REPO / "plugins" / "module_utils"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

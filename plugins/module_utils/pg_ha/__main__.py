@@ -4,19 +4,50 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+from logging.handlers import RotatingFileHandler
 from typing import Any, NoReturn
 
 from . import __version__
 from .config.load import ConfigError, load_config
+from .config.settings import LogSettings
+
+LOG_FILE = "pg_ha.log"  # in log.dir (Patroni writes patroni.log there)
 
 
-def setup_logging(log: dict[str, Any]) -> None:
-    level = str(log.get("level", "INFO")).upper()
-    fmt = log.get("format", "%(asctime)s %(levelname)s: %(message)s")
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), format=fmt, stream=sys.stderr)
+def setup_logging(log: LogSettings) -> None:
+    """Patroni's log section: level, format, dateformat, per-logger levels, and with log.dir a
+    rotating file (file_size bytes, file_num kept, mode) instead of stderr."""
+    handler: logging.Handler
+    if log.dir:
+        handler = LogFileHandler(os.path.join(log.dir, LOG_FILE), log.file_size, log.file_num, log.mode)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(log.format, log.dateformat))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, log.level, logging.INFO))
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    for name, level in log.loggers.items():
+        logging.getLogger(name).setLevel(getattr(logging, level, logging.INFO))
+
+
+class LogFileHandler(RotatingFileHandler):
+    """A RotatingFileHandler whose files get `mode` (Patroni's log.mode), else the umask's."""
+
+    def __init__(self, path: str, max_bytes: int, backups: int, mode: int | None) -> None:
+        self._file_mode = mode
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups)
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        if self._file_mode is not None:
+            os.chmod(self.baseFilename, self._file_mode)
+        return stream
 
 
 USAGE = "usage: pg_ha [-h] [--validate-config] [--version] config"
@@ -74,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pg_ha: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.log)
+    try:
+        setup_logging(config.log)
+    except OSError as exc:
+        print(f"pg_ha: invalid configuration: log.dir: cannot open the log file: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("pg_ha")
     for warning in warnings:
         log.warning("%s", warning)

@@ -15,10 +15,13 @@ from typing import Any
 
 from ..vip import parse_vip
 from ..watchdog.settings import WatchdogConfigError, parse_watchdog
+from .compat import DYNAMIC_NOT_SUPPORTED, not_supported_lines, report_local
 from .defaults import DYNAMIC_DEFAULTS
+from .local import BIN_NAMES, log_settings, postgresql_local
 from .parse import (
     MAX_SECONDS,
     ConfigError,
+    adjust_timing,
     as_bool,
     as_int,
     as_section,
@@ -26,7 +29,6 @@ from .parse import (
     duration,
     expect,
     split_host_port,
-    validate_timing,
 )
 from .settings import (
     Auth,
@@ -43,11 +45,13 @@ logger = logging.getLogger(__name__)
 
 
 KNOWN_KEYS: dict[str, Any] = {
-    "scope": None, "name": None, "namespace": None,
+    "scope": None, "name": None, "namespace": None, "thread_pool_size": None, "thread_stack_size": None,
     "restapi": {"listen", "connect_address", "authentication", "certfile", "keyfile", "keyfile_password",
                 "cafile", "ciphers", "verify_client", "allowlist", "allowlist_include_members",
-                "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens"},
-    "etcd": None, "etcd3": None, "zookeeper": None, "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
+                "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens",
+                "thread_pool_size"},
+    "etcd": None, "etcd3": None, "zookeeper": None,
+    "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
                                                 "post_init", "users"},
     "postgresql": None, "watchdog": {"mode", "device", "safety_margin", "driver"}, "tags": None,
     "log": None, "ctl": None, "citus": None, "vip": None, "failsafe": None,
@@ -83,8 +87,16 @@ _ENV_PATHS: dict[str, tuple[str, ...]] = {
     "REPLICATION_PASSWORD": ("postgresql", "authentication", "replication", "password"),
     "REWIND_USERNAME": ("postgresql", "authentication", "rewind", "username"),
     "REWIND_PASSWORD": ("postgresql", "authentication", "rewind", "password"),
-    "LOG_LEVEL": ("log", "level"), "LOG_DIR": ("log", "dir"),
+    "POSTGRESQL_PROXY_ADDRESS": ("postgresql", "proxy_address"),
+    "POSTGRESQL_CONFIG_DIR": ("postgresql", "config_dir"),
+    # Patroni's old spellings first: the new ones below override them
+    "LOGLEVEL": ("log", "level"), "LOGFORMAT": ("log", "format"), "LOG_DATEFMT": ("log", "dateformat"),
 }
+for _key in ("type", "level", "traceback_level", "format", "dateformat", "max_queue_size", "dir", "mode",
+             "file_size", "file_num"):
+    _ENV_PATHS[f"LOG_{_key.upper()}"] = ("log", _key)
+for _tool in BIN_NAMES:
+    _ENV_PATHS[f"POSTGRESQL_BIN_{_tool.upper()}"] = ("postgresql", "bin_name", _tool)
 for _dcs in ("etcd3", "etcd"):
     for _key in ("HOST", "HOSTS", "URL", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY"):
         _ENV_PATHS[f"{_dcs.upper()}_{_key}"] = (_dcs, _key.lower())
@@ -121,15 +133,26 @@ def _check_parameter(name: Any, value: Any, where: str) -> None:
         raise ConfigError(f"{where}.{name}: expected a string, number or boolean, got {type(value).__name__}")
 
 
-def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicSettings:
-    """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key)."""
+def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs",
+                 warnings: list[str] | None = None) -> DynamicSettings:
+    """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key). Timings are
+    adjusted as Patroni does; each adjustment is appended to `warnings`, or logged when
+    no list is given."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     merged = merge_dicts(DYNAMIC_DEFAULTS, data)
-    ttl = as_int(merged["ttl"], f"{where}.ttl", 1, MAX_SECONDS)
-    loop_wait = as_int(merged["loop_wait"], f"{where}.loop_wait", 1, MAX_SECONDS)
-    retry_timeout = as_int(merged["retry_timeout"], f"{where}.retry_timeout", 1, MAX_SECONDS)
-    validate_timing(ttl, loop_wait, retry_timeout, where)
+    ttl, loop_wait, retry_timeout, adjusted = adjust_timing(
+        *(as_int(merged[k], f"{where}.{k}", None, MAX_SECONDS) for k in ("ttl", "loop_wait", "retry_timeout")))
+    for line in adjusted:
+        if warnings is None:
+            logger.warning("%s: %s", where, line)
+        else:
+            warnings.append(f"{where}: {line}")
+    for line in not_supported_lines(data, DYNAMIC_NOT_SUPPORTED, f"{where}."):
+        if warnings is None:
+            logger.warning("%s", line)
+        else:
+            warnings.append(line)
     pg = merged.get("postgresql") or {}
     expect(pg, dict, f"{where}.postgresql")
     params = pg.get("parameters") or {}
@@ -328,13 +351,6 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
     expect(basebackup, list, "postgresql.basebackup")
     callbacks = section.get("callbacks") or {}
     expect(callbacks, dict, "postgresql.callbacks")
-    custom_conf = section.get("custom_conf")
-    custom_conf = None if custom_conf in (None, "") else as_str(custom_conf, "postgresql.custom_conf")
-    config_dir = section.get("config_dir")
-    if config_dir not in (None, "") and \
-            os.path.normpath(as_str(config_dir, "postgresql.config_dir")) != os.path.normpath(str(data_dir)):
-        raise ConfigError("postgresql.config_dir: configuration files outside postgresql.data_dir are not "
-                          "supported (pg_ha writes postgresql.conf into the data directory); move them there")
     from .bootstrap import bootstrap_method  # local: it imports this module's validators
 
     boot_method, boot_options, post_bootstrap = bootstrap_method(bootstrap)
@@ -360,7 +376,7 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         callbacks={str(k): str(v) for k, v in callbacks.items()},
         pre_promote=None if section.get("pre_promote") is None else as_str(section["pre_promote"],
                                                                           "postgresql.pre_promote"),
-        custom_conf=custom_conf,
+        **postgresql_local(section, warnings),
     )
     return settings, params
 
@@ -390,7 +406,7 @@ def build_config(raw: Any, path: str | None = None,
         warnings.append("bootstrap.users is not applied (Patroni removed it in 3.0): create roles in "
                         "bootstrap.post_bootstrap instead")
     bootstrap_dcs = bootstrap.get("dcs") or {}
-    dynamic = dynamic_from(bootstrap_dcs, "bootstrap.dcs")
+    dynamic = dynamic_from(bootstrap_dcs, "bootstrap.dcs", warnings)
     dcs = _dcs(raw, warnings)
     restapi = _restapi(raw, warnings)
     pg, local_params = _postgresql(raw, scope, name, bootstrap, warnings)
@@ -406,7 +422,8 @@ def build_config(raw: Any, path: str | None = None,
         parse_watchdog(watchdog)
     except WatchdogConfigError as exc:
         raise ConfigError(str(exc)) from None
-    log = as_section(raw, "log")
+    log = log_settings(as_section(raw, "log"), warnings)
+    report_local(raw, warnings)
     try:
         vip = parse_vip(raw.get("vip"), warnings)
     except ValueError as exc:

@@ -20,19 +20,34 @@ def expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
-def timing_problem(ttl: int, loop_wait: int, retry_timeout: int) -> str | None:
-    """Patroni's rule ttl >= loop_wait + 2 * retry_timeout: None when it holds, else the reason
-    (the one check of config/load.py and PATCH /config)."""
-    if ttl >= loop_wait + 2 * retry_timeout:
-        return None
-    return (f"ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout})"
-            f" = {loop_wait + 2 * retry_timeout}")
+TIMING_MINIMUMS = {"loop_wait": 1, "retry_timeout": 3, "ttl": 20}  # Patroni 4.1's, in its order
 
 
-def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
-    problem = timing_problem(ttl, loop_wait, retry_timeout)
-    if problem is not None:
-        raise ConfigError(f"{where}.ttl: {problem}")
+def adjust_timing(ttl: int, loop_wait: int, retry_timeout: int) -> tuple[int, int, int, list[str]]:
+    """Patroni's _validate_and_adjust_timeouts: the (ttl, loop_wait, retry_timeout) it runs
+    with, and one warning per adjustment. A value below its minimum is raised to it; when
+    loop_wait + 2 * retry_timeout > ttl, loop_wait is reduced first, retry_timeout only once
+    loop_wait is at its minimum. The one timing rule of config/load.py and PATCH /config."""
+    warnings: list[str] = []
+    values = {"ttl": ttl, "loop_wait": loop_wait, "retry_timeout": retry_timeout}
+    for name, minimum in TIMING_MINIMUMS.items():
+        if values[name] < minimum:
+            warnings.append(f"{name}={values[name]} can't be smaller than {minimum}, adjusting to {minimum}")
+            values[name] = minimum
+    ttl, loop_wait, retry_timeout = values["ttl"], values["loop_wait"], values["retry_timeout"]
+    min_loop_wait = TIMING_MINIMUMS["loop_wait"]
+    if min_loop_wait + 2 * retry_timeout > ttl:
+        new_retry = (ttl - min_loop_wait) // 2
+        warnings.append(f'Violated the rule "loop_wait + 2*retry_timeout <= ttl", where ttl={ttl}. '
+                        f"Adjusting loop_wait from {loop_wait} to {min_loop_wait} and retry_timeout "
+                        f"from {retry_timeout} to {new_retry}")
+        loop_wait, retry_timeout = min_loop_wait, new_retry
+    elif loop_wait + 2 * retry_timeout > ttl:
+        new_loop = ttl - 2 * retry_timeout
+        warnings.append(f'Violated the rule "loop_wait + 2*retry_timeout <= ttl", where ttl={ttl} and '
+                        f"retry_timeout={retry_timeout}. Adjusting loop_wait from {loop_wait} to {new_loop}")
+        loop_wait = new_loop
+    return ttl, loop_wait, retry_timeout, warnings
 
 
 MAX_SECONDS = 10 ** 9  # timings: far above any sane value, far below etcd's lease limit (int64)

@@ -50,7 +50,16 @@ class PostgresqlSettings:
     remove_data_directory_on_diverged_timelines: bool = True
     callbacks: dict[str, str] = field(default_factory=dict)
     pre_promote: str | None = None
-    custom_conf: str | None = None  # included by postgresql.conf in place of postgresql.base.conf
+    # Patroni's local postgresql.* settings of config/postgresql_local.py
+    bin_name: dict[str, str] = field(default_factory=dict)  # tool -> executable name in bin_dir
+    pg_ctl_timeout: int = 60  # seconds pg_ctl may take to start, stop or restart
+    config_dir: str | None = None  # where postgresql.conf, pg_hba.conf, pg_ident.conf live (data_dir)
+    custom_conf: str | None = None  # included instead of postgresql.base.conf
+    use_unix_socket: bool = False  # our own connections go through unix_socket_directories
+    use_unix_socket_repl: bool = False
+    before_stop: str | None = None  # run, and waited for, before every stop
+    proxy_address: str | None = None  # published as proxy_url in the member key
+    pg_ident: tuple[str, ...] = ()  # lines of pg_ident.conf (left alone when empty)
 
     @property
     def rewind_auth(self) -> Auth:
@@ -59,6 +68,24 @@ class PostgresqlSettings:
     @property
     def conn_url(self) -> str:
         return f"postgres://{self.connect_host}:{self.connect_port}/postgres"
+
+    @property
+    def proxy_url(self) -> str | None:
+        return None if self.proxy_address is None else f"postgres://{self.proxy_address}/postgres"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Patroni's `log` section (the keys pg_ha acts on)."""
+
+    level: str = "INFO"
+    format: str = "%(asctime)s %(levelname)s: %(message)s"
+    dateformat: str | None = None
+    dir: str | None = None  # a rotating file <dir>/pg_ha.log instead of stderr
+    file_size: int = 25000000  # bytes per file before it rotates
+    file_num: int = 4  # rotated files kept
+    mode: int | None = None  # permissions of the log files (umask when None)
+    loggers: dict[str, str] = field(default_factory=dict)  # logger name -> level
 
 
 @dataclass(frozen=True)
@@ -140,7 +167,7 @@ class Config:
     bootstrap_dcs: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, Any] = field(default_factory=dict)
     watchdog: dict[str, Any] = field(default_factory=dict)
-    log: dict[str, Any] = field(default_factory=dict)
+    log: LogSettings = field(default_factory=LogSettings)
     vip: VipSettings | None = None
     local_parameters: dict[str, Any] = field(default_factory=dict)
     local_use_pg_rewind: bool | None = None

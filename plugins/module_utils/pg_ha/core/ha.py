@@ -102,6 +102,7 @@ class Policy:
     standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
     failsafe_mode: bool = False
     synchronous_quorum: bool = False     # synchronous_mode: quorum (implies synchronous_mode)
+    primary_start_timeout: int = 300     # a crashed primary's time to start; 0: fail over at once
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -228,7 +229,8 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 
-def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None) -> Decision:
+def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None,
+                 primary_start_timeout: int = 300) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
     if paused:
         return Decision(Action.NOOP, "PAUSE: postgres is not running",
@@ -241,6 +243,10 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str 
             return Decision(Action.STANDBY_LEADER,
                             f"starting the standby leader, replicating from the remote primary {standby}",
                             refresh_lock=True)
+        if primary_start_timeout == 0 and any(_healthy_peer(local, n) for n in (local.peers or {})
+                                              if n != local.name):
+            # Patroni: primary_start_timeout 0 prefers a failover to a restart, when one is possible
+            return Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over.")
         return Decision(Action.START_PRIMARY, "starting primary after failure", refresh_lock=True)
     if local.unverified_primary_data and leader is not None:
         return Decision(Action.REJOIN,
@@ -434,7 +440,7 @@ def _decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                         "of the existing data directory",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     if not local.running:
-        return _not_running(cluster, local, paused, policy.standby_cluster)
+        return _not_running(cluster, local, paused, policy.standby_cluster, policy.primary_start_timeout)
     if leader == me:
         return _leader_with_lock(cluster, local, policy, paused)
     if leader is not None:

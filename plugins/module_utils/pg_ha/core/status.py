@@ -81,6 +81,8 @@ def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
         "role": member_role(facts),
         "version": __version__,
     }
+    if config.postgresql.proxy_url:  # postgresql.proxy_address, as Patroni publishes it
+        data["proxy_url"] = config.postgresql.proxy_url
     if facts.running or facts.wal_lsn:
         data["xlog_location"] = facts.wal_lsn
     if facts.timeline is not None:

@@ -263,7 +263,9 @@ class Executor(BackgroundWork, SyncControl):
 
     def _start_primary(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         def start() -> None:
-            if self.pg.start("primary"):
+            # primary_start_timeout: how long a crashed primary may take (crash recovery)
+            # before it gives the lock up for a failover (RELEASE_LOCK next cycle)
+            if self.pg.start("primary", timeout=max(1, self.config.dynamic.master_start_timeout)):
                 self.callbacks.fire("on_start", "primary")
                 self.note_role("primary")
                 self._become(NodeState.started_primary)

@@ -73,7 +73,8 @@ class Observer:
         state = self._pg.state()
         leader = cluster.leader.name if cluster.leader else None
         need_peers = not busy and not void and (
-            leader is None or (leader == config.name and cluster.failover is not None))
+            leader is None or (leader == config.name and cluster.failover is not None)
+            or (leader == config.name and not state.running and config.dynamic.master_start_timeout == 0))
         peers = fetch_peers(cluster, config.name, min(2.0, config.dynamic.retry_timeout),
                             config.restapi) if need_peers else None
         sysid = state.sysid or (None if void or busy else self._pg.sysid())

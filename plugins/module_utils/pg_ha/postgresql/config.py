@@ -80,10 +80,14 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
     return params
 
 
-def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None) -> str:
-    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica."""
-    lines = [MARKER, f"include {quote_conf_value(settings.custom_conf or BASE_CONF)}", ""]
+def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None,
+                           include: str | None = None, files: Mapping[str, str] | None = None) -> str:
+    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica,
+    `files` hba_file/ident_file unless the parameters set them (layout.py)."""
+    lines = [MARKER, f"include {quote_conf_value(include or settings.custom_conf or BASE_CONF)}", ""]
     params = effective_parameters(settings)
+    for name, value in (files or {}).items():
+        params.setdefault(name, value)
     # needs a restart to change: written for every role, so promotion leaves nothing pending
     params["recovery_target_timeline"] = (recovery or {}).get("recovery_target_timeline") or "latest"
     for name in sorted(params):

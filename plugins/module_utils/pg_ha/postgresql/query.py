@@ -17,6 +17,7 @@ from typing import Any
 import psycopg2
 
 from ..config.settings import PostgresqlSettings
+from .layout import unix_socket_host
 from .lsn import maybe_lsn, timeline_from_walfile
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,9 @@ class Db:
             "dbname": "postgres", "connect_timeout": CONNECT_TIMEOUT,
             "application_name": APPLICATION_NAME, "passfile": s.pgpass,
         }
+        socket_dir = unix_socket_host(s)
+        if socket_dir is not None:  # postgresql.use_unix_socket
+            kwargs["host"] = socket_dir  # "": libpq's default directory
         if s.superuser.password is not None:
             kwargs["password"] = s.superuser.password
         if "PGGSSENCMODE" not in os.environ:
