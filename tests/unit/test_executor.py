@@ -47,6 +47,7 @@ def test_acquire_won_promotes_and_logs_success() -> None:
     ex, dcs, pg = executor()
     applied = ex.execute(ACQUIRE, dcs.get_cluster(), 0)
     assert applied is ACQUIRE
+    ex.join(5)  # pg_ctl promote runs in the background
     assert pg.calls == ["promote"]
     assert dcs.get_cluster().leader.name == "pg0"
 

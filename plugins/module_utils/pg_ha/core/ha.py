@@ -38,6 +38,7 @@ class Action(enum.StrEnum):
     RELEASE_LOCK = "release_lock"        # give the lock up (primary failed to start)
     CLEAR_FAILOVER = "clear_failover"    # drop a failover key that can no longer be honoured
     FENCED = "fenced"                    # the watchdog fired: PostgreSQL was stopped by it
+    LEASE_EXPIRED = "lease_expired"      # the lease deadline passed unrenewed (node/lease_guard.py): stop at once
     FATAL = "fatal"                      # refuse to run (system identifier mismatch)
     # standby cluster (dynamic config standby_cluster): the leader replicates from a remote primary
     BOOTSTRAP_STANDBY = "bootstrap_standby"  # take `initialize`, clone the remote primary

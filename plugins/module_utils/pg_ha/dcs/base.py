@@ -86,6 +86,13 @@ class AbstractDCS(abc.ABC):
         """Refresh the session and check the leader key still holds our name;
         write optime/leader when last_lsn is given. False = we lost the lock."""
 
+    def lease_sent_at(self, before: float) -> float:
+        """When the request that renewed our leader lease was sent (time.monotonic()), after
+        update_leader or attempt_to_acquire_leader succeeded; `before` is when that call
+        started. A backend that may reuse an earlier keepalive for the call says when that
+        was sent (etcd v3); the others renew in the call itself, so `before` is right."""
+        return before
+
     @abc.abstractmethod
     def delete_leader(self, leader: Leader | None, last_lsn: int | None = None) -> bool:
         """Delete the leader key iff it holds our name (write optime first)."""

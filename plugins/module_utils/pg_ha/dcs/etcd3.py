@@ -245,6 +245,12 @@ class Etcd3(KeyValueDCS):
             return self._txn([_compare(key, "VALUE", self.name)], success)
         return self._with_lease(update)
 
+    def lease_sent_at(self, before: float) -> float:
+        """The leader key hangs on our lease: it lives ttl from the last keepalive etcd
+        answered, which the call may have reused (KEEPALIVE_REUSE) or sent itself."""
+        sent = self._keepalive_at
+        return min(before, sent) if sent else before
+
     def delete_leader(self, leader: Leader | None, last_lsn: int | None = None) -> bool:
         key = self.leader_path
         success = [_put(self.client_path("optime/leader"), str(last_lsn))] if last_lsn is not None else []

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import load as config_mod
 from ..config.settings import Config
+from ..core import lease
 from ..core.ha import Action, Decision, Policy, decide
 from ..core.model import Cluster
 from ..core.status import CycleFacts, member_data, member_role, patroni_status
@@ -65,6 +66,7 @@ class Daemon:
         self.replica_slots = ReplicaSlots(pg)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
+        self._warn_lease_timing(config)
 
     # -- ApiBackend ------------------------------------------------------------------
     @property
@@ -80,6 +82,9 @@ class Daemon:
 
     def cluster(self) -> Cluster | None:
         return self._cluster
+
+    def lease_deadline(self) -> float | None:
+        return self.executor.lease.deadline
 
     def last_cycle_age(self) -> float:
         return time.monotonic() - self._last_cycle
@@ -261,9 +266,19 @@ class Daemon:
         self.watchdog.reconfigure(parse_watchdog(new.watchdog))
         self.watchdog.set_timing(new.dynamic.ttl, new.dynamic.loop_wait, new.dynamic.retry_timeout,
                                  new.dynamic.failsafe_mode)
+        if (old.dynamic.ttl, old.dynamic.loop_wait, old.dynamic.retry_timeout) != \
+                (new.dynamic.ttl, new.dynamic.loop_wait, new.dynamic.retry_timeout):
+            self._warn_lease_timing(new)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
         self._apply_pg_settings()
+
+    @staticmethod
+    def _warn_lease_timing(config: Config) -> None:
+        dyn = config.dynamic
+        warning = lease.timing_warning(dyn.ttl, dyn.loop_wait, dyn.retry_timeout)
+        if warning:
+            logger.warning("%s", warning)
 
     def _apply_pg_settings(self) -> None:
         """Hand changed PostgreSQL settings to the instance; while a background action
