@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..settings import Auth, PostgresqlSettings
+from . import gucs
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
             logger.warning("ignoring parameter %s: pg_ha sets it itself", name)
             continue
         params[key] = value
+    major = gucs.binary_major(settings.bin_dir)
+    segment = gucs.wal_segment_bytes(settings.bin_dir, settings.data_dir) if major else gucs.DEFAULT_SEGMENT_BYTES
+    params = gucs.translate_parameters(params, major, segment)
     wal_level = str(params.get("wal_level", "replica")).lower()
     params["wal_level"] = wal_level if wal_level in ("replica", "logical") else "replica"
     if settings.use_pg_rewind and params.get("wal_log_hints") not in (True, "on", "true", 1, "1"):
