@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .settings import (
+    AUTH_OPTIONS,
     DYNAMIC_DEFAULTS,
     Auth,
     Config,
@@ -73,6 +74,8 @@ _ENV_PATHS: dict[str, tuple[str, ...]] = {
     "REPLICATION_PASSWORD": ("postgresql", "authentication", "replication", "password"),
     "REWIND_USERNAME": ("postgresql", "authentication", "rewind", "username"),
     "REWIND_PASSWORD": ("postgresql", "authentication", "rewind", "password"),
+    **{f"{role.upper()}_{option.upper()}": ("postgresql", "authentication", role, option)
+       for role in ("superuser", "replication", "rewind") for option in AUTH_OPTIONS},
     "LOG_LEVEL": ("log", "level"), "LOG_DIR": ("log", "dir"),
 }
 for _dcs in KNOWN_DCS:
@@ -357,8 +360,10 @@ def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth 
     if not user:
         raise ConfigError(f"postgresql.authentication.{role}.username: missing")
     password = value.get("password")
+    options = tuple((key, _str(value[key], f"postgresql.authentication.{role}.{key}"))
+                    for key in AUTH_OPTIONS if value.get(key) not in (None, ""))
     return Auth(_str(user, f"postgresql.authentication.{role}.username"),
-                None if password is None else str(password))
+                None if password is None else str(password), options)
 
 
 def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str, Any],

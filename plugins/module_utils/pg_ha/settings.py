@@ -25,10 +25,20 @@ DYNAMIC_DEFAULTS: dict[str, Any] = {
 }
 
 
+# libpq options postgresql.authentication.<user> may carry beside username/password (Patroni's list)
+AUTH_OPTIONS = ("sslmode", "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl", "sslcrldir",
+                "gssencmode", "channel_binding", "sslnegotiation")
+
+
 @dataclass(frozen=True)
 class Auth:
     username: str
     password: str | None = None
+    options: tuple[tuple[str, str], ...] = ()  # AUTH_OPTIONS given for this user, in that order
+
+    @property
+    def conn_options(self) -> dict[str, str]:
+        return dict(self.options)
 
 
 @dataclass(frozen=True)

@@ -274,6 +274,7 @@ def conninfo_for(settings: PostgresqlSettings, conn_url: str) -> dict[str, str]:
         "dbname": parts.path.lstrip("/") or "postgres",
         "connect_timeout": str(CONNECT_TIMEOUT),
     }
+    info.update(settings.replication.conn_options)  # postgresql.authentication.replication.ssl*
     for key, value in parse_qsl(parts.query):
         if key != "password":
             info.setdefault(key, value)
@@ -282,8 +283,11 @@ def conninfo_for(settings: PostgresqlSettings, conn_url: str) -> dict[str, str]:
 
 def rewind_conninfo(settings: PostgresqlSettings, conninfo: Mapping[str, Any]) -> dict[str, str]:
     """A leader's replication conninfo turned into a normal connection as the rewind user."""
-    info = {k: str(v) for k, v in conninfo.items() if k not in ("password", "replication")}
+    replication_only = set(settings.replication.conn_options) - set(settings.rewind_auth.conn_options)
+    info = {k: str(v) for k, v in conninfo.items()
+            if k not in ("password", "replication") and k not in replication_only}
     info["user"] = settings.rewind_auth.username
+    info.update(settings.rewind_auth.conn_options)
     info["dbname"] = info.get("dbname") or "postgres"
     info.setdefault("passfile", settings.pgpass)
     return info

@@ -188,7 +188,8 @@ def post_bootstrap(pg: Postgresql) -> bool:
     if not s.post_bootstrap:
         return True
     connstring = config.conninfo_to_str({"host": s.connect_host, "port": str(s.port),
-                                         "user": s.superuser.username, "dbname": "postgres"})
+                                         "user": s.superuser.username, "dbname": "postgres",
+                                         **s.superuser.conn_options})
     env = pg.ctl.env()
     env["PGPASSFILE"] = s.pgpass
     argv = shlex.split(s.post_bootstrap) + [connstring]
