@@ -172,3 +172,29 @@ def test_member_slots_ttl_units(value: object, seconds: int) -> None:
 def test_member_slots_ttl_rejects_garbage() -> None:
     with pytest.raises(ConfigError, match="member_slots_ttl"):
         dynamic_from({"member_slots_ttl": "soon"})
+
+
+def test_remove_data_directory_options_default_false_as_patroni() -> None:
+    config, _ = build_config(demo(), environ={})
+    assert config.postgresql.remove_data_directory_on_rewind_failure is False
+    assert config.postgresql.remove_data_directory_on_diverged_timelines is False
+    raw = demo()
+    raw["postgresql"]["remove_data_directory_on_rewind_failure"] = True
+    config, _ = build_config(raw, environ={})
+    assert config.postgresql.remove_data_directory_on_rewind_failure is True
+
+
+def test_authentication_ssl_options() -> None:
+    raw = demo()
+    tls = {"sslmode": "verify-ca", "sslrootcert": "/c/ca.crt", "sslcert": "/c/u.crt", "sslkey": "/c/u.key"}
+    for role in ("superuser", "replication", "rewind"):
+        raw["postgresql"]["authentication"].setdefault(role, {"username": role}).update(tls)
+    raw["postgresql"]["authentication"]["replication"]["gssencmode"] = "disable"
+    config, _ = build_config(raw, environ={"PATRONI_REWIND_SSLMODE": "verify-full"})
+    pg = config.postgresql
+    assert pg.superuser.conn_options == tls
+    assert pg.replication.conn_options == {**tls, "gssencmode": "disable"}
+    assert pg.rewind is not None and pg.rewind.conn_options["sslmode"] == "verify-full"
+    raw["postgresql"]["authentication"]["superuser"]["sslmode"] = ["x"]
+    with pytest.raises(ConfigError, match="postgresql.authentication.superuser.sslmode"):
+        build_config(raw, environ={})

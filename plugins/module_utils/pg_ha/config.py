@@ -417,10 +417,10 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
         bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
         remove_data_directory_on_rewind_failure=_bool(
-            section.get("remove_data_directory_on_rewind_failure", True),
+            section.get("remove_data_directory_on_rewind_failure", False),
             "postgresql.remove_data_directory_on_rewind_failure"),
         remove_data_directory_on_diverged_timelines=_bool(
-            section.get("remove_data_directory_on_diverged_timelines", True),
+            section.get("remove_data_directory_on_diverged_timelines", False),
             "postgresql.remove_data_directory_on_diverged_timelines"),
         callbacks={str(k): str(v) for k, v in callbacks.items()},
         pre_promote=None if section.get("pre_promote") is None else _str(section["pre_promote"],

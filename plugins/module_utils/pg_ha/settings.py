@@ -66,8 +66,8 @@ class PostgresqlSettings:
     bootstrap_method: str | None = None  # bootstrap.method other than initdb: a custom command
     bootstrap_method_options: dict[str, Any] = field(default_factory=dict)  # bootstrap.<method>
     post_bootstrap: str | None = None  # bootstrap.post_bootstrap (or post_init) script
-    remove_data_directory_on_rewind_failure: bool = True
-    remove_data_directory_on_diverged_timelines: bool = True
+    remove_data_directory_on_rewind_failure: bool = False
+    remove_data_directory_on_diverged_timelines: bool = False
     callbacks: dict[str, str] = field(default_factory=dict)
     pre_promote: str | None = None
 
