@@ -112,3 +112,12 @@ def fetch_peers(cluster: Cluster, me: str, timeout: float,
         info = future.result()
         result[info.name] = info
     return result
+
+
+def name_in_use(cluster: Cluster, name: str, timeout: float, restapi: RestApiSettings | None = None) -> bool:
+    """Another daemon runs as `name`: its member key is in the DCS and its REST API answers
+    (a key left by a crashed daemon, whose API is gone, does not count: as Patroni)."""
+    member = cluster.get_member(name)
+    if member is None or not member.api_url:
+        return False
+    return fetch_one(member, timeout, client_context(restapi)).reachable
