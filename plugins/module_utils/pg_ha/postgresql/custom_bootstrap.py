@@ -152,7 +152,7 @@ def custom_bootstrap(pg: Postgresql) -> bool:
     if not _bootstrap.data_dir_empty(s.data_dir):
         logger.error("cannot bootstrap: data directory %s is not empty", s.data_dir)
         return False
-    os.makedirs(s.data_dir, mode=0o700, exist_ok=True)
+    # the command makes the data directory, as with Patroni (shutil.copytree, pgbackrest, wal-g)
     config.write_pgpass(s)
     argv = command_argv(s.scope, s.data_dir, options)
     logger.info("running custom bootstrap method %s: %s", method, " ".join(shlex.quote(a) for a in argv))
