@@ -198,3 +198,10 @@ def test_authentication_ssl_options() -> None:
     raw["postgresql"]["authentication"]["superuser"]["sslmode"] = ["x"]
     with pytest.raises(ConfigError, match="postgresql.authentication.superuser.sslmode"):
         build_config(raw, environ={})
+
+
+def test_maximum_lag_on_syncnode() -> None:
+    assert dynamic_from({}, "config").maximum_lag_on_syncnode == -1
+    assert dynamic_from({"maximum_lag_on_syncnode": 15000000}, "config").maximum_lag_on_syncnode == 15000000
+    with pytest.raises(ConfigError, match="maximum_lag_on_syncnode"):
+        dynamic_from({"maximum_lag_on_syncnode": -5}, "config")

@@ -237,6 +237,8 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
         maximum_lag_on_failover=_int(merged["maximum_lag_on_failover"],
                                      f"{where}.maximum_lag_on_failover", 0),
+        maximum_lag_on_syncnode=_int(merged.get("maximum_lag_on_syncnode", -1),
+                                     f"{where}.maximum_lag_on_syncnode", -1),
         master_start_timeout=_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
                                   f"{where}.primary_start_timeout", 0, MAX_SECONDS),
         check_timeline=_bool(merged["check_timeline"], f"{where}.check_timeline"),

@@ -123,6 +123,7 @@ class DynamicSettings:
     loop_wait: int = 10
     retry_timeout: int = 10
     maximum_lag_on_failover: int = 1048576
+    maximum_lag_on_syncnode: int = -1  # bytes a synchronous standby may lag before it is replaced; <= 0: off
     master_start_timeout: int = 300
     check_timeline: bool = False
     pause: bool = False
