@@ -205,3 +205,38 @@ def test_maximum_lag_on_syncnode() -> None:
     assert dynamic_from({"maximum_lag_on_syncnode": 15000000}, "config").maximum_lag_on_syncnode == 15000000
     with pytest.raises(ConfigError, match="maximum_lag_on_syncnode"):
         dynamic_from({"maximum_lag_on_syncnode": -5}, "config")
+
+
+@pytest.mark.parametrize("tags, nofailover, priority, warning", [
+    ({"failover_priority": "1", "nofailover": True}, True, 1,
+     "Conflicting configuration between nofailover: True and failover_priority: 1. Defaulting to nofailover: True"),
+    ({"failover_priority": "0", "nofailover": False}, False, 0,
+     "Conflicting configuration between nofailover: False and failover_priority: 0. Defaulting to nofailover: False"),
+    ({"failover_priority": "0"}, True, 0, None),
+    ({"failover_priority": 2}, False, 2, None),
+    ({"nofailover": True}, True, 1, None),
+    ({}, False, 1, None),
+])
+def test_nofailover_and_failover_priority_as_patroni(tags: dict, nofailover: bool, priority: int,
+                                                     warning: str | None) -> None:
+    """The nofailover tag, when given, wins over failover_priority (with Patroni's warning)."""
+    from pg_ha.dcs.base import Member
+
+    raw = demo()
+    raw["tags"] = dict(tags)
+    config, warnings = build_config(raw, environ={})
+    assert config.nofailover is nofailover and config.failover_priority == priority
+    assert [w for w in warnings if w.startswith("Conflicting")] == ([warning] if warning else [])
+    assert Member("m", 1, {"tags": config.tags}).nofailover is nofailover
+    assert config.tags.get("failover_priority") == tags.get("failover_priority")  # published as written
+
+
+def test_published_tags_as_patroni() -> None:
+    from pg_ha.status import published_tags
+
+    tags = {"failover_priority": "1", "nofailover": True, "noloadbalance": False, "clonefrom": False,
+            "nosync": False, "replicatefrom": "pg1"}
+    assert repr(published_tags(tags)) == "{'failover_priority': '1', 'nofailover': True, 'replicatefrom': 'pg1'}"
+    assert published_tags({"nofailover": False, "noloadbalance": False, "nostream": False}) == {}
+    assert published_tags({"failover_priority": "0", "nofailover": False}) == {"failover_priority": "0",
+                                                                              "nofailover": False}

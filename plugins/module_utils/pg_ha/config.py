@@ -353,6 +353,19 @@ def _verify_client(value: Any) -> str | None:
     return str(value).lower()
 
 
+def _conflicting_tags(tags: dict[str, Any]) -> list[str]:
+    """Patroni's warning when nofailover/nosync and their priority tag disagree (the boolean wins)."""
+    found = []
+    for flag, priority in (("nofailover", "failover_priority"), ("nosync", "sync_priority")):
+        if flag not in tags or tags.get(priority) is None:
+            continue
+        value = int(tags[priority])
+        if bool(tags[flag]) and value > 0 or not bool(tags[flag]) and value <= 0:
+            found.append(f"Conflicting configuration between {flag}: {tags[flag]} and {priority}: {value}. "
+                         f"Defaulting to {flag}: {tags[flag]}")
+    return found
+
+
 def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth | None:
     value = section.get(role)
     if value is None:
@@ -465,8 +478,10 @@ def build_config(raw: Any, path: str | None = None,
     for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
         if tag in tags:
             tags[tag] = _bool(tags[tag], f"tags.{tag}")
-    if "failover_priority" in tags:
-        tags["failover_priority"] = _int(tags["failover_priority"], "tags.failover_priority", 0)
+    for tag in ("failover_priority", "sync_priority"):
+        if tag in tags:  # validated; published as written, as Patroni does
+            _int(tags[tag], f"tags.{tag}", 0)
+    warnings += _conflicting_tags(tags)
     watchdog = _section(raw, "watchdog")
     try:
         parse_watchdog(watchdog)

@@ -160,11 +160,11 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
             return f"Primary ({peer.name}) is still alive"
         if peer.nofailover or not policy.synchronous_quorum and not _sync_allows(cluster, peer.name, policy):
             continue
-        if peer.wal_lsn > local.wal_lsn:
-            return f"{peer.name} has a higher wal position ({peer.wal_lsn} > {local.wal_lsn})"
+        if peer.wal_lsn > local.wal_lsn:  # Patroni's words
+            return f"Wal position of {peer.name} is ahead of my wal position ({peer.wal_lsn} > {local.wal_lsn})"
         if peer.wal_lsn == local.wal_lsn and peer.failover_priority > local.failover_priority:
-            return (f"{peer.name} has the same wal position and a higher failover_priority "
-                    f"({peer.failover_priority} > {local.failover_priority})")
+            return (f"{peer.name} has equally tolerable WAL position and priority {peer.failover_priority}, "
+                    f"while this node has priority {local.failover_priority}")
         if policy.check_timeline and (peer.timeline or 0) > (local.timeline or 0):
             return f"{peer.name} is on a newer timeline ({peer.timeline} > {local.timeline})"
     return None
@@ -372,6 +372,8 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     if failover is not None and failover.leader == me and failover.candidate is None:
         return Decision(Action.NOOP, "manual failover: I am the former leader, not racing for the lock")
     reason = _lost_race_reason(cluster, local, policy)
+    if reason is not None and local.nofailover:  # Patroni's words, also with no leader to follow yet
+        return Decision(Action.NOOP, f"following a different leader because {reason}")
     if reason is not None:
         return Decision(Action.NOOP, f"not the healthiest node for the leader race: {reason}")
     return _acquire(local, standby=policy.standby_cluster)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .dcs.base import Cluster, Member, failover_priority
+from .dcs.base import Cluster, Member, failover_priority, no_failover
 from .ha import PeerInfo
 from .http1 import Connection, HttpError
 from .settings import RestApiSettings
@@ -61,7 +61,7 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
     return PeerInfo(name=name, reachable=True, running=body.get("state") == "running",
                     in_recovery=in_recovery, wal_lsn=lsn,
                     timeline=timeline if isinstance(timeline, int) else None,
-                    nofailover=bool(tags.get("nofailover", False)) or failover_priority(tags) <= 0,
+                    nofailover=no_failover(tags),
                     failover_priority=failover_priority(tags))
 
 

@@ -162,11 +162,16 @@ class Config:
 
     @property
     def nofailover(self) -> bool:
-        return bool(self.tags.get("nofailover", False)) or self.failover_priority <= 0
+        """As Patroni: the nofailover tag, when given, wins over failover_priority."""
+        if self.tags.get("nofailover") is not None:
+            return bool(self.tags["nofailover"])
+        return "failover_priority" in self.tags and self.failover_priority <= 0
 
     @property
     def failover_priority(self) -> int:
         value = self.tags.get("failover_priority", 1)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
         return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     def with_dynamic(self, dynamic: DynamicSettings) -> Config:

@@ -80,9 +80,21 @@ def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
         data["pending_restart"] = True
     if facts.scheduled_restart:
         data["scheduled_restart"] = facts.scheduled_restart
-    if config.tags:
-        data["tags"] = config.tags
+    if published_tags(config.tags):
+        data["tags"] = published_tags(config.tags)
     return data
+
+
+BOOLEAN_TAGS = ("clonefrom", "nofailover", "noloadbalance", "nosync", "nostream")
+
+
+def published_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    """Tags as Patroni publishes them (its _filter_tags): boolean tags only when set, except
+    nofailover/nosync beside failover_priority/sync_priority; the others as written."""
+    return {tag: value for tag, value in tags.items()
+            if tag not in BOOLEAN_TAGS or value
+            or tag == "nofailover" and "failover_priority" in tags
+            or tag == "nosync" and "sync_priority" in tags}
 
 
 def patroni_status(config: Config, facts: CycleFacts) -> dict[str, Any]:
@@ -119,8 +131,8 @@ def patroni_status(config: Config, facts: CycleFacts) -> dict[str, Any]:
     if facts.scheduled_restart:
         body["scheduled_restart"] = facts.scheduled_restart
     body["patroni"] = {"version": __version__, "scope": config.scope, "name": config.name}
-    if config.tags:
-        body["tags"] = config.tags
+    if published_tags(config.tags):
+        body["tags"] = published_tags(config.tags)
     if facts.paused:
         body["pause"] = True
     if facts.cluster_unlocked:
