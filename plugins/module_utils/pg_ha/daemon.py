@@ -206,7 +206,8 @@ class Daemon:
                       can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
                       standby_cluster=standby.remote_name(dyn),
                       failsafe_mode=dyn.failsafe_mode,
-                      synchronous_quorum=dyn.synchronous_quorum)
+                      synchronous_quorum=dyn.synchronous_quorum,
+                      primary_start_timeout=dyn.master_start_timeout)
 
     def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \

@@ -96,6 +96,7 @@ class Policy:
     standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
     failsafe_mode: bool = False
     synchronous_quorum: bool = False     # synchronous_mode: quorum (implies synchronous_mode)
+    primary_start_timeout: int = 300     # 0: a crashed primary fails over instead of restarting
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -222,8 +223,9 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 
-def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None) -> Decision:
+def _not_running(cluster: Cluster, local: LocalView, paused: bool, policy: Policy) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
+    standby = policy.standby_cluster
     if paused:
         return Decision(Action.NOOP, "PAUSE: postgres is not running",
                         refresh_lock=leader == local.name)
@@ -231,6 +233,9 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str 
         if local.primary_start_failed:
             return Decision(Action.RELEASE_LOCK,
                             "primary failed to start, releasing the leader lock")
+        if standby is None and policy.primary_start_timeout == 0 and any(
+                _healthy_peer(local, n) and _sync_allows(cluster, n, policy) for n in local.peers or {}):
+            return Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over. (primary_start_timeout is 0)")
         if standby is not None:
             return Decision(Action.STANDBY_LEADER,
                             f"starting the standby leader, replicating from the remote primary {standby}",
@@ -407,7 +412,7 @@ def decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                         "of the existing data directory",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     if not local.running:
-        return _not_running(cluster, local, paused, policy.standby_cluster)
+        return _not_running(cluster, local, paused, policy)
     if leader == me:
         return _leader_with_lock(cluster, local, policy, paused)
     if leader is not None:

@@ -71,8 +71,9 @@ class Observer:
             empty = True
         state = self._pg.state()
         leader = cluster.leader.name if cluster.leader else None
+        crashed_leader = leader == config.name and not state.running and config.dynamic.master_start_timeout == 0
         need_peers = not busy and not empty and (
-            leader is None or (leader == config.name and cluster.failover is not None))
+            leader is None or (leader == config.name and cluster.failover is not None) or crashed_leader)
         peers = fetch_peers(cluster, config.name, min(2.0, config.dynamic.retry_timeout),
                             config.restapi) if need_peers else None
         sysid = state.sysid or (None if empty or busy else self._pg.sysid())
