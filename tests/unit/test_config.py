@@ -240,3 +240,13 @@ def test_published_tags_as_patroni() -> None:
     assert published_tags({"nofailover": False, "noloadbalance": False, "nostream": False}) == {}
     assert published_tags({"failover_priority": "0", "nofailover": False}) == {"failover_priority": "0",
                                                                               "nofailover": False}
+
+
+def test_permanent_slots_as_patroni_reads_them() -> None:
+    """`name: 0` (Patroni's acceptance suite) or `{}` is a physical slot; database + plugin
+    without a type is a logical one."""
+    slots = dynamic_from({"slots": {"test_physical": 0, "p2": {}, "l": {"database": "postgres",
+                                                                      "plugin": "test_decoding"}}},
+                         "config").slots
+    assert slots == {"test_physical": {"type": "physical"}, "p2": {"type": "physical"},
+                     "l": {"type": "logical", "database": "postgres", "plugin": "test_decoding"}}

@@ -214,11 +214,16 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
     quorum = isinstance(sync_mode, str) and sync_mode.strip().lower() == "quorum"
-    slots = merged.get("slots") or {}
+    slots = dict(merged.get("slots") or {})
     _expect(slots, dict, f"{where}.slots")
     for name, slot in slots.items():
         key = f"{where}.slots.{name}"
+        if not slot:  # `name: 0` / `name: {}`: a physical slot, as Patroni reads it
+            slot = slots[name] = {"type": "physical"}
         _expect(slot, dict, key)
+        if "type" not in slot:  # Patroni: database + plugin make a logical slot
+            slot = slots[name] = {**slot, "type": "logical" if slot.get("database") and slot.get("plugin")
+                                  else "physical"}
         kind = slot.get("type", "physical")
         if kind not in ("physical", "logical"):
             raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
