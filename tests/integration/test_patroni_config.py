@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.common import (
+    PG_BIN,
     SYSTEM_PYTHON,
     free_port,
     kill_postmaster,
@@ -121,4 +122,30 @@ def test_patroni_feature_config_wal_keep_segments_client_certs_and_a_duplicate_n
             stop_process(dup, signal.SIGTERM, timeout=30)
         stop_process(proc, signal.SIGTERM, timeout=60)
         kill_postmaster(workdir / "data" / "postgresql0")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_replica_conf_never_goes_below_pg_control() -> None:
+    """A backup of a primary with max_connections 120, restored where 100 is configured:
+    the standby's postgresql.conf takes pg_control's 120, else recovery aborts."""
+    import subprocess
+
+    from pg_ha.postgresql import config as pgconf
+    from pg_ha.settings import PostgresqlSettings
+
+    workdir = postgres_tmpdir("pg_ha_floor_")
+    try:
+        data = workdir / "data"
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*as_postgres, f"{PG_BIN}/initdb", "-D", str(data)], check=True, capture_output=True,
+                       timeout=120)
+        with open(data / "postgresql.conf", "a") as fh:
+            fh.write("max_connections = 120\n")
+        subprocess.run([*as_postgres, f"{PG_BIN}/postgres", "--single", "-D", str(data), "postgres"],
+                       stdin=subprocess.DEVNULL, check=True, capture_output=True, timeout=120)  # pg_control: 120
+        s = PostgresqlSettings(name="n", scope="s", data_dir=str(data), parameters={"max_connections": 100})
+        assert "max_connections = 120" in pgconf.render_postgresql_conf(s, {"primary_conninfo": "host=h"})
+        assert "max_connections = 120" in pgconf.render_postgresql_conf(s, None, recovering=True)
+        assert "max_connections = 100" in pgconf.render_postgresql_conf(s, None)  # a primary: as configured
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)

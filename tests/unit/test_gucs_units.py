@@ -90,3 +90,18 @@ def test_log_tail_reads_only_what_the_start_wrote(tmp_path):
     assert len(tail) == 20 and tail[-1].startswith("FATAL:") and "old line" not in tail
     assert log_tail(str(log), offset + 10 ** 6)[-1].startswith("FATAL:")  # a log started anew
     assert log_tail(str(tmp_path / "missing")) == []
+
+
+def test_a_standby_never_goes_below_what_pg_control_recorded(caplog):
+    """A restored backup or replica of a primary with max_connections 101 refuses to start
+    with 100 ("recovery aborted because of insufficient parameter settings")."""
+    control = {"max_connections setting": "101", "max_worker_processes setting": "8",
+               "max_wal_senders setting": "10", "max_prepared_xacts setting": "0",
+               "max_locks_per_xact setting": "64"}
+    with caplog.at_level(logging.WARNING):
+        out = gucs.raise_to_controldata({"max_connections": 100, "max_wal_senders": 20, "work_mem": "4MB"}, control)
+    assert out["max_connections"] == 101 and out["max_wal_senders"] == 20 and out["work_mem"] == "4MB"
+    assert out["max_locks_per_transaction"] == 64 and out["max_worker_processes"] == 8
+    assert "max_connections value in pg_controldata: 101" in caplog.text
+    assert gucs.raise_to_controldata({"max_connections": 100}, {}) == {"max_connections": 100}
+

@@ -83,10 +83,14 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
     return params
 
 
-def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None) -> str:
-    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica."""
+def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None,
+                           recovering: bool = False) -> str:
+    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica
+    (`recovering`: an archive recovery without them, e.g. a custom bootstrap)."""
     lines = [MARKER, f"include '{BASE_CONF}'", ""]
     params = effective_parameters(settings)
+    if recovery is not None or recovering:  # a standby must not go below what its primary had
+        params = gucs.raise_to_controldata(params, gucs.controldata_settings(settings.bin_dir, settings.data_dir))
     # needs a restart to change: written for every role, so promotion leaves nothing pending
     params["recovery_target_timeline"] = (recovery or {}).get("recovery_target_timeline") or "latest"
     for name in sorted(params):

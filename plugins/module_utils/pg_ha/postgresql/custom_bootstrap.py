@@ -65,7 +65,7 @@ def _write_files(pg: Postgresql, socket_dir: str, recovery: Mapping[str, Any], a
     config.ensure_base_conf(s.data_dir)
     private = replace(s, listen_hosts="", parameters={**s.parameters, "unix_socket_directories": socket_dir,
                                                       "unix_socket_permissions": "0700"})
-    text = config.render_postgresql_conf(private, None)
+    text = config.render_postgresql_conf(private, None, recovering=True)
     if recovery:
         text += "\n# bootstrap.recovery_conf\n" + "".join(
             f"{k} = {config.quote_conf_value(v)}\n" for k, v in recovery.items())

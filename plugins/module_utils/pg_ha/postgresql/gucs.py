@@ -160,3 +160,48 @@ def wal_segment_bytes(bin_dir: str, data_dir: str) -> int:
             pass
         _segment_cache[key] = size
     return _segment_cache[key]
+
+
+# ---------------------------------------------------------------- a replica's floor: pg_control
+# a standby refuses to start with less than the primary had (Patroni's effective_configuration)
+CONTROLDATA_FLOORS = {"max_connections": "max_connections setting",
+                      "max_prepared_transactions": "max_prepared_xacts setting",
+                      "max_locks_per_transaction": "max_locks_per_xact setting",
+                      "max_worker_processes": "max_worker_processes setting",
+                      "max_wal_senders": "max_wal_senders setting"}
+_controldata_cache: dict[tuple[str, int, int], dict[str, str]] = {}
+
+
+def controldata_settings(bin_dir: str, data_dir: str) -> dict[str, str]:
+    """The "... setting" lines of pg_controldata (empty without a data directory)."""
+    try:
+        st = os.stat(os.path.join(data_dir, "global", "pg_control"))
+    except OSError:
+        return {}
+    key = (data_dir, st.st_ino, st.st_mtime_ns)
+    if key not in _controldata_cache:
+        try:
+            out = subprocess.run([os.path.join(bin_dir, "pg_controldata"), "-D", data_dir], capture_output=True,
+                                 text=True, timeout=30, check=False, env={**os.environ, "LC_ALL": "C"}).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _controldata_cache.clear()
+        _controldata_cache[key] = {k.strip(): v.strip() for k, _, v in
+                                   (line.partition(":") for line in out.splitlines()) if k.endswith(" setting")}
+    return _controldata_cache[key]
+
+
+def raise_to_controldata(params: Mapping[str, Any], controldata: Mapping[str, str]) -> dict[str, Any]:
+    """`params` with every CONTROLDATA_FLOORS value at least what pg_control recorded."""
+    result = dict(params)
+    for name, label in CONTROLDATA_FLOORS.items():
+        try:
+            recorded = int(controldata[label])
+            configured = int(result.get(name, 0))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if recorded > configured:
+            _warn_once(("floor", f"{name}={recorded}"), "%s value in pg_controldata: %s, in the configuration: %s. "
+                       "pg_controldata value will be used", name, recorded, configured)
+            result[name] = recorded
+    return result
