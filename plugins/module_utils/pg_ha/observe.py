@@ -92,7 +92,8 @@ class Observer:
         receiver = state.wal_receiver or {}
         facts = CycleFacts(
             running=state.running, in_recovery=view.in_recovery, busy=busy,
-            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty,
+            crashed=not state.running and not busy and not memory.stopped_on_purpose and not empty
+            and not cluster.paused,  # in maintenance mode a dead postmaster is just stopped (Patroni)
             data_dir_empty=empty, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
             replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
             replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
