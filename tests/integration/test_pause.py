@@ -61,6 +61,8 @@ def test_crashed_postgres_is_not_restarted_in_pause(cluster: TestCluster) -> Non
     mark = len(leader.log())
     kill_postmaster(leader.data_dir)
     wait_for(lambda: "PAUSE: postgres is not running" in leader.log()[mark:], 60, "the PAUSE: log line")
+    # as Patroni: in maintenance mode a dead postmaster is "stopped", not "crashed"
+    wait_for(lambda: leader.api("/patroni")[1].get("state") == "stopped", 30, "state stopped in GET /patroni")
 
     def nothing_happens() -> bool:
         return not postmaster_alive(leader) and primaries(cluster) == [] and leader_key(cluster) == leader.name

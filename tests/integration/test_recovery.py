@@ -59,6 +59,7 @@ def test_failed_rewind_falls_back_to_a_fresh_basebackup(cluster: TestCluster) ->
     old.sql("CREATE TABLE diverged_write()")
     # pg_rewind will fail: its user cannot log in
     old.config["postgresql"]["authentication"]["rewind"] = {"username": "no_such_rewinder", "password": "x"}
+    old.config["postgresql"]["remove_data_directory_on_rewind_failure"] = True  # off by default, as in Patroni
     old.write_config()
     old.start()
     wait_for(old.is_streaming_replica, 180, f"{old.name} to be re-cloned and stream from {new.name}")

@@ -87,7 +87,8 @@ def test_local_not_supported_is_one_warning_naming_the_key(path: str) -> None:
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = {"database": "citus", "group": 0} if path == "citus" else True
+        node[parts[-1]] = {"database": "citus", "group": 0} if path == "citus" else \
+            1 if path == "tags.sync_priority" else True  # a priority is a number (validated)
 
     _, warnings = build(mutate)
     found = [w for w in warnings if "accepted, not supported" in w]
@@ -288,10 +289,12 @@ def crashed_leader(peers: dict[str, ha.PeerInfo]) -> tuple[Cluster, ha.LocalView
 def test_primary_start_timeout_zero_fails_over_when_possible() -> None:
     healthy = {"pg1": ha.PeerInfo(name="pg1", reachable=True, running=True)}
     cluster, local = crashed_leader(healthy)
-    decision = ha._not_running(cluster, local, False, None, primary_start_timeout=0)
+    decision = ha._not_running(cluster, local, False, ha.Policy(primary_start_timeout=0))
     assert (decision.action, decision.message) == (ha.Action.RELEASE_LOCK, "Primary crashed. Failing over.")
     unhealthy = {"pg1": ha.PeerInfo(name="pg1", reachable=False)}
     cluster, local = crashed_leader(unhealthy)
-    assert ha._not_running(cluster, local, False, None, 0).action == ha.Action.START_PRIMARY
+    assert ha._not_running(cluster, local, False, ha.Policy(primary_start_timeout=0)).action == \
+        ha.Action.START_PRIMARY
     cluster, local = crashed_leader(healthy)
-    assert ha._not_running(cluster, local, False, None, 300).action == ha.Action.START_PRIMARY
+    assert ha._not_running(cluster, local, False, ha.Policy(primary_start_timeout=300)).action == \
+        ha.Action.START_PRIMARY

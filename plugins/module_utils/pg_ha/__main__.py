@@ -119,6 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     return run(config)
 
 
+def another_daemon_named(config: Any, dcs: Any) -> bool:
+    """Before touching anything: does a live daemon already run under our name? (DCS
+    unreachable: nobody can tell; the HA loop handles the outage as usual.)"""
+    from .dcs.base import DCSError
+    from .peers import name_in_use
+
+    try:
+        cluster = dcs.get_cluster()
+    except DCSError as exc:
+        logging.getLogger("pg_ha").warning("cannot check whether the name %s is taken: %s", config.name, exc)
+        return False
+    return name_in_use(cluster, config.name, float(config.dynamic.retry_timeout) / 2, config.restapi)
+
+
 def run(config: Any) -> int:
     from .api.server import RestApiServer
     from .dcs import get_dcs
@@ -127,6 +141,9 @@ def run(config: Any) -> int:
 
     log = logging.getLogger("pg_ha")
     dcs = get_dcs(config)
+    if another_daemon_named(config, dcs):
+        log.critical("Can't start; there is already a node named '%s' running", config.name)
+        return 1
     daemon = Daemon(config, dcs, Postgresql(config.postgresql))
     api = RestApiServer(daemon, config.restapi)
     try:

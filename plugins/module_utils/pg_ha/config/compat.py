@@ -44,7 +44,6 @@ for _kind in DCS_KINDS:
 
 # dotted path in the dynamic config (bootstrap.dcs or the DCS `config` key) -> why not
 DYNAMIC_NOT_SUPPORTED: dict[str, str] = {
-    "maximum_lag_on_syncnode": "a synchronous standby is never replaced for lagging",
     "primary_stop_timeout": "a primary in synchronous mode stops without a deadline",
     "max_timelines_history": "the history key keeps every timeline",
     "ignore_slots": "pg_ha drops only the physical slots it created itself",

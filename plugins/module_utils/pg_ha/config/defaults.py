@@ -13,6 +13,7 @@ DYNAMIC_DEFAULTS: dict[str, Any] = {
     "loop_wait": 10,
     "retry_timeout": 10,
     "maximum_lag_on_failover": 1048576,
+    "maximum_lag_on_syncnode": -1,
     "master_start_timeout": 300,
     "check_timeline": False,
     "pause": False,

@@ -31,6 +31,7 @@ from .parse import (
     split_host_port,
 )
 from .settings import (
+    AUTH_OPTIONS,
     Auth,
     Config,
     DcsSettings,
@@ -91,6 +92,8 @@ _ENV_PATHS: dict[str, tuple[str, ...]] = {
     "POSTGRESQL_CONFIG_DIR": ("postgresql", "config_dir"),
     # Patroni's old spellings first: the new ones below override them
     "LOGLEVEL": ("log", "level"), "LOGFORMAT": ("log", "format"), "LOG_DATEFMT": ("log", "dateformat"),
+    **{f"{role.upper()}_{option.upper()}": ("postgresql", "authentication", role, option)
+       for role in ("superuser", "replication", "rewind") for option in AUTH_OPTIONS},
 }
 for _key in ("type", "level", "traceback_level", "format", "dateformat", "max_queue_size", "dir", "mode",
              "file_size", "file_num"):
@@ -161,11 +164,16 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs",
         _check_parameter(pname, pvalue, f"{where}.postgresql.parameters")
     sync_mode = merged["synchronous_mode"]
     quorum = isinstance(sync_mode, str) and sync_mode.strip().lower() == "quorum"
-    slots = merged.get("slots") or {}
+    slots = dict(merged.get("slots") or {})
     expect(slots, dict, f"{where}.slots")
     for name, slot in slots.items():
         key = f"{where}.slots.{name}"
+        if not slot:  # `name: 0` / `name: {}`: a physical slot, as Patroni reads it
+            slot = slots[name] = {"type": "physical"}
         expect(slot, dict, key)
+        if "type" not in slot:  # Patroni: database + plugin make a logical slot
+            slot = slots[name] = {**slot, "type": "logical" if slot.get("database") and slot.get("plugin")
+                                  else "physical"}
         kind = slot.get("type", "physical")
         if kind not in ("physical", "logical"):
             raise ConfigError(f"{key}.type: expected physical or logical, got {kind!r}")
@@ -187,6 +195,8 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs",
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
         maximum_lag_on_failover=as_int(merged["maximum_lag_on_failover"],
                                      f"{where}.maximum_lag_on_failover", 0),
+        maximum_lag_on_syncnode=as_int(merged.get("maximum_lag_on_syncnode", -1),
+                                     f"{where}.maximum_lag_on_syncnode", -1),
         master_start_timeout=as_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
                                   f"{where}.primary_start_timeout", 0, MAX_SECONDS),
         check_timeline=as_bool(merged["check_timeline"], f"{where}.check_timeline"),
@@ -304,6 +314,19 @@ def _verify_client(value: Any) -> str | None:
     return str(value).lower()
 
 
+def _conflicting_tags(tags: dict[str, Any]) -> list[str]:
+    """Patroni's warning when nofailover/nosync and their priority tag disagree (the boolean wins)."""
+    found = []
+    for flag, priority in (("nofailover", "failover_priority"), ("nosync", "sync_priority")):
+        if flag not in tags or tags.get(priority) is None:
+            continue
+        value = int(tags[priority])
+        if bool(tags[flag]) and value > 0 or not bool(tags[flag]) and value <= 0:
+            found.append(f"Conflicting configuration between {flag}: {tags[flag]} and {priority}: {value}. "
+                         f"Defaulting to {flag}: {tags[flag]}")
+    return found
+
+
 def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth | None:
     value = section.get(role)
     if value is None:
@@ -313,8 +336,10 @@ def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth 
     if not user:
         raise ConfigError(f"postgresql.authentication.{role}.username: missing")
     password = value.get("password")
+    options = tuple((key, as_str(value[key], f"postgresql.authentication.{role}.{key}"))
+                    for key in AUTH_OPTIONS if value.get(key) not in (None, ""))
     return Auth(as_str(user, f"postgresql.authentication.{role}.username"),
-                None if password is None else str(password))
+                None if password is None else str(password), options)
 
 
 def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str, Any],
@@ -368,10 +393,10 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
         bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
         remove_data_directory_on_rewind_failure=as_bool(
-            section.get("remove_data_directory_on_rewind_failure", True),
+            section.get("remove_data_directory_on_rewind_failure", False),
             "postgresql.remove_data_directory_on_rewind_failure"),
         remove_data_directory_on_diverged_timelines=as_bool(
-            section.get("remove_data_directory_on_diverged_timelines", True),
+            section.get("remove_data_directory_on_diverged_timelines", False),
             "postgresql.remove_data_directory_on_diverged_timelines"),
         callbacks={str(k): str(v) for k, v in callbacks.items()},
         pre_promote=None if section.get("pre_promote") is None else as_str(section["pre_promote"],
@@ -415,8 +440,10 @@ def build_config(raw: Any, path: str | None = None,
     for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
         if tag in tags:
             tags[tag] = as_bool(tags[tag], f"tags.{tag}")
-    if "failover_priority" in tags:
-        tags["failover_priority"] = as_int(tags["failover_priority"], "tags.failover_priority", 0)
+    for tag in ("failover_priority", "sync_priority"):
+        if tag in tags:  # validated; published as written, as Patroni does
+            as_int(tags[tag], f"tags.{tag}", 0)
+    warnings += _conflicting_tags(tags)
     watchdog = as_section(raw, "watchdog")
     try:
         parse_watchdog(watchdog)

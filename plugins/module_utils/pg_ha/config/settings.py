@@ -15,10 +15,20 @@ _DYN = DYNAMIC_DEFAULTS  # the one table of defaults; the fields below take thei
 _PG = DYNAMIC_DEFAULTS["postgresql"]
 
 
+# libpq options postgresql.authentication.<user> may carry beside username/password (Patroni's list)
+AUTH_OPTIONS = ("sslmode", "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl", "sslcrldir",
+                "gssencmode", "channel_binding", "sslnegotiation")
+
+
 @dataclass(frozen=True)
 class Auth:
     username: str
     password: str | None = None
+    options: tuple[tuple[str, str], ...] = ()  # AUTH_OPTIONS given for this user, in that order
+
+    @property
+    def conn_options(self) -> dict[str, str]:
+        return dict(self.options)
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,8 @@ class PostgresqlSettings:
     bootstrap_method: str | None = None  # bootstrap.method other than initdb: a custom command
     bootstrap_method_options: dict[str, Any] = field(default_factory=dict)  # bootstrap.<method>
     post_bootstrap: str | None = None  # bootstrap.post_bootstrap (or post_init) script
-    remove_data_directory_on_rewind_failure: bool = True
-    remove_data_directory_on_diverged_timelines: bool = True
+    remove_data_directory_on_rewind_failure: bool = False
+    remove_data_directory_on_diverged_timelines: bool = False
     callbacks: dict[str, str] = field(default_factory=dict)
     pre_promote: str | None = None
     # Patroni's local postgresql.* settings of config/postgresql_local.py
@@ -138,6 +148,7 @@ class DynamicSettings:
     loop_wait: int = _DYN["loop_wait"]
     retry_timeout: int = _DYN["retry_timeout"]
     maximum_lag_on_failover: int = _DYN["maximum_lag_on_failover"]
+    maximum_lag_on_syncnode: int = _DYN["maximum_lag_on_syncnode"]  # bytes a sync standby may lag; <= 0: off
     master_start_timeout: int = _DYN["master_start_timeout"]
     check_timeline: bool = _DYN["check_timeline"]
     pause: bool = _DYN["pause"]
@@ -176,11 +187,16 @@ class Config:
 
     @property
     def nofailover(self) -> bool:
-        return bool(self.tags.get("nofailover", False)) or self.failover_priority <= 0
+        """As Patroni: the nofailover tag, when given, wins over failover_priority."""
+        if self.tags.get("nofailover") is not None:
+            return bool(self.tags["nofailover"])
+        return "failover_priority" in self.tags and self.failover_priority <= 0
 
     @property
     def failover_priority(self) -> int:
         value = self.tags.get("failover_priority", 1)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
         return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     def with_dynamic(self, dynamic: DynamicSettings) -> Config:

@@ -168,11 +168,11 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
             return f"Primary ({peer.name}) is still alive"
         if peer.nofailover or not policy.synchronous_quorum and not _sync_allows(cluster, peer.name, policy):
             continue
-        if peer.wal_lsn > local.wal_lsn:
-            return f"{peer.name} has a higher wal position ({peer.wal_lsn} > {local.wal_lsn})"
+        if peer.wal_lsn > local.wal_lsn:  # Patroni's words
+            return f"Wal position of {peer.name} is ahead of my wal position ({peer.wal_lsn} > {local.wal_lsn})"
         if peer.wal_lsn == local.wal_lsn and peer.failover_priority > local.failover_priority:
-            return (f"{peer.name} has the same wal position and a higher failover_priority "
-                    f"({peer.failover_priority} > {local.failover_priority})")
+            return (f"{peer.name} has equally tolerable WAL position and priority {peer.failover_priority}, "
+                    f"while this node has priority {local.failover_priority}")
         if policy.check_timeline and (peer.timeline or 0) > (local.timeline or 0):
             return f"{peer.name} is on a newer timeline ({peer.timeline} > {local.timeline})"
     return None
@@ -230,9 +230,9 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 
-def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None,
-                 primary_start_timeout: int = 300) -> Decision:
+def _not_running(cluster: Cluster, local: LocalView, paused: bool, policy: Policy) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
+    standby = policy.standby_cluster
     if paused:
         return Decision(Action.NOOP, "PAUSE: postgres is not running",
                         refresh_lock=leader == local.name)
@@ -240,14 +240,15 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str 
         if local.primary_start_failed:
             return Decision(Action.RELEASE_LOCK,
                             "primary failed to start, releasing the leader lock")
+        if standby is None and policy.primary_start_timeout == 0 and any(
+                _healthy_peer(local, n) and _sync_allows(cluster, n, policy) for n in local.peers or {}
+                if n != local.name):
+            # Patroni: primary_start_timeout 0 prefers a failover to a restart, when one is possible
+            return Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over.")
         if standby is not None:
             return Decision(Action.STANDBY_LEADER,
                             f"starting the standby leader, replicating from the remote primary {standby}",
                             refresh_lock=True)
-        if primary_start_timeout == 0 and any(_healthy_peer(local, n) for n in (local.peers or {})
-                                              if n != local.name):
-            # Patroni: primary_start_timeout 0 prefers a failover to a restart, when one is possible
-            return Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over.")
         return Decision(Action.START_PRIMARY, "starting primary after failure", refresh_lock=True)
     if local.unverified_primary_data and leader is not None:
         return Decision(Action.REJOIN,
@@ -385,6 +386,8 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     if failover is not None and failover.leader == me and failover.candidate is None:
         return Decision(Action.NOOP, "manual failover: I am the former leader, not racing for the lock")
     reason = _lost_race_reason(cluster, local, policy)
+    if reason is not None and local.nofailover:  # Patroni's words, also with no leader to follow yet
+        return Decision(Action.NOOP, f"following a different leader because {reason}")
     if reason is not None:
         return Decision(Action.NOOP, f"not the healthiest node for the leader race: {reason}")
     return _acquire(local, standby=policy.standby_cluster)
@@ -441,7 +444,7 @@ def _decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                         "of the existing data directory",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     if not local.running:
-        return _not_running(cluster, local, paused, policy.standby_cluster, policy.primary_start_timeout)
+        return _not_running(cluster, local, paused, policy)
     if leader == me:
         return _leader_with_lock(cluster, local, policy, paused)
     if leader is not None:

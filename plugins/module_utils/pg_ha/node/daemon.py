@@ -78,7 +78,12 @@ class Daemon:
         return self._dcs
 
     def status(self) -> dict[str, Any]:
-        return self._status
+        """The last cycle's status; a postmaster that died since then is no longer "running"
+        (Patroni's API finds out with its query and answers state "unknown")."""
+        status = self._status
+        if status.get("state") == "running" and not self.pg.is_running():
+            return {**status, "state": "unknown"}
+        return status
 
     def cluster(self) -> Cluster | None:
         return self._cluster

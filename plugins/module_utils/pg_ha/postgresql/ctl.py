@@ -68,6 +68,29 @@ def parse_controldata(text: str) -> dict[str, str]:
     return result
 
 
+START_LOG_LINES = 20  # the end of what a failed start wrote, copied into our log
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def log_tail(path: str, offset: int = 0, lines: int = START_LOG_LINES) -> list[str]:
+    """The last `lines` lines written to `path` after byte `offset` (a restarted log: from 0)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(offset if offset <= size else 0)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
 class Ctl:
     """Process-level control of one data directory."""
 
@@ -181,10 +204,13 @@ class Ctl:
         options = self.server_options()
         if options:  # pg_ctl hands -o to a shell
             argv += ["-o", " ".join(shlex.quote(f"--{k.replace('_', '-')}={v}") for k, v in options.items())]
+        offset = _file_size(self.log_path)
         res = run(argv, timeout + 15, self.env())
         if not res.ok:
             logger.error("pg_ctl start failed (rc=%s): %s; see %s", res.rc,
                          (res.stderr or res.stdout).strip(), self.log_path)
+            for line in log_tail(self.log_path, offset):
+                logger.error("postgres: %s", line)
         return res.ok
 
     def stop(self, mode: str, timeout: float) -> bool:

@@ -167,6 +167,7 @@ class Db:
             # default (prefer) loads and initialises Kerberos on every connect (~1 MB resident,
             # ~15 ms per connection measured). Set PGGSSENCMODE to choose otherwise.
             kwargs["gssencmode"] = "disable"
+        kwargs.update(s.superuser.conn_options)  # postgresql.authentication.superuser.ssl*
         if statement_timeout_ms is not None:
             kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         return kwargs
