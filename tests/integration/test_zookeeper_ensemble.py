@@ -11,6 +11,8 @@ tests/output/timings.json. In order on one cluster; waits have deadlines; every 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.harness.cluster import Member, TestCluster
-from tests.harness.common import wait_for
+from tests.harness.common import REPO, SYSTEM_PYTHON, wait_for
 from tests.harness.writes import AckedWriter
 from tests.harness.zk_ensemble import EnsembleServer, ZooKeeperEnsemble
 
@@ -195,7 +197,17 @@ def test_kill9_of_the_zookeeper_leader(ensemble: ZooKeeperEnsemble, cluster: Tes
     for server in ensemble.servers:  # the follower killed before comes back first (quorum 2 of 3)
         if not server.running:
             ensemble.restart(server)
-    survive_kill(ensemble, cluster, ensemble.leader(), "zk_leader")
+    victim = ensemble.leader()
+    survive_kill(ensemble, cluster, victim, "zk_leader")
+    # pg_hactl given all three servers, the dead one first: it finds a live one
+    url = "zookeeper://" + ",".join([victim.host_port, *(s.host_port for s in ensemble.running())])
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO / "plugins" / "module_utils"),
+           "HOME": str(cluster.root), "LANG": "C.UTF-8"}
+    result = subprocess.run([SYSTEM_PYTHON, "-m", "pg_ha.ctl", "--dcs-url", url, "list", SCOPE, "-f", "json"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0 and result.stderr == "", result
+    roles = {m["Member"]: m["Role"] for m in json.loads(result.stdout)}
+    assert roles[cluster.wait_leader().name] == "Leader" and len(roles) == 3
 
 
 def test_killed_server_rejoins_the_ensemble(ensemble: ZooKeeperEnsemble, cluster: TestCluster) -> None:
