@@ -89,8 +89,8 @@ class BenchMember:
 class BenchCluster:
     """Members `<scope>-0..2` of one kind; every process goes into the registry."""
 
-    def __init__(self, kind: Kind, scope: str, etcd_hostport: str, dynamic: dict[str, Any],
-                 registry: Registry, size: int = 3) -> None:
+    def __init__(self, kind: Kind, scope: str, dcs_hostport: str, dynamic: dict[str, Any],
+                 registry: Registry, size: int = 3, dcs_section: str = "etcd3") -> None:
         self.kind = kind
         self.scope = scope
         self.registry = registry
@@ -103,7 +103,7 @@ class BenchCluster:
             workdir = self.root / name
             workdir.mkdir(mode=0o700)
             shutil.chown(workdir, "postgres", "postgres")
-            config = member_config(scope, name, workdir, free_port(), free_port(), "etcd3", etcd_hostport,
+            config = member_config(scope, name, workdir, free_port(), free_port(), dcs_section, dcs_hostport,
                                    dynamic=dynamic)
             self.members.append(BenchMember(name, workdir, config))
 
