@@ -1,6 +1,7 @@
 """A 3-member pg_ha cluster on a real 3-server ZooKeeper ensemble (Debian's 3.8): every member
 is configured with all three servers. kill -9 of a ZooKeeper follower, then (with the follower
-back) of the ZooKeeper leader: the pg_ha cluster keeps its leader (the same member, the same
+back) of the ZooKeeper leader (``srvr``), then of the server the pg_ha leader's own session is
+connected to: the pg_ha cluster keeps its leader (the same member, the same
 ZooKeeper session holding the leader znode, no promotion or demotion logged), writes on the
 primary keep being acknowledged with a gap below retry_timeout, and every pg_ha member whose
 ZooKeeper server died carries its session over to another server (``cons``) in time.
@@ -131,14 +132,15 @@ def survive_kill(ens: ZooKeeperEnsemble, c: TestCluster, victim: EnsembleServer,
     assert leader_znode is not None and leader_znode[0].decode() == leader.name
     assert leader_znode[1].ephemeralOwner == leader_sid
     moved = [name for name, (_sid, server) in before.items() if server is victim]
+    victim_mode = victim.mode()
     offsets = {m.name: len(m.log()) for m in c.members}
-    print(f"\n{label}: killing {victim.name} ({victim.mode()}), sessions on it: {moved}, "
+    print(f"\n{label}: killing {victim.name} ({victim_mode}), sessions on it: {moved}, "
           f"pg_ha leader {leader.name} on {before[leader.name][1].name}")
     with AckedWriter(leader, f"writes_{label}") as writer:
         wait_for(lambda: writer.acked, 10, "the first acknowledged write")
         killed_at = time.monotonic()
         victim.kill()
-        if label == "zk_leader":
+        if victim_mode == "leader":
             new = ens.leader(60)
             record(f"zookeeper_ensemble.{label}.election", time.monotonic() - killed_at)
             assert new is not victim
@@ -188,8 +190,11 @@ def test_cluster_on_the_ensemble(ensemble: ZooKeeperEnsemble, cluster: TestClust
 
 def test_kill9_of_a_zookeeper_follower(ensemble: ZooKeeperEnsemble, cluster: TestCluster) -> None:
     ensemble.leader()
-    victim = max(ensemble.followers(),
-                 key=lambda s: sum(1 for _sid, server in placement(ensemble, cluster).values() if server is s))
+    leader = cluster.wait_healthy()
+    where = placement(ensemble, cluster)
+    # the follower the pg_ha leader is connected to, else the one with the most members
+    victim = max(ensemble.followers(), key=lambda s: (where[leader.name][1] is s,
+                                                      sum(1 for _sid, server in where.values() if server is s)))
     survive_kill(ensemble, cluster, victim, "zk_follower")
 
 
@@ -208,6 +213,16 @@ def test_kill9_of_the_zookeeper_leader(ensemble: ZooKeeperEnsemble, cluster: Tes
     assert result.returncode == 0 and result.stderr == "", result
     roles = {m["Member"]: m["Role"] for m in json.loads(result.stdout)}
     assert roles[cluster.wait_leader().name] == "Leader" and len(roles) == 3
+
+
+def test_kill9_of_the_server_the_pg_ha_leader_uses(ensemble: ZooKeeperEnsemble, cluster: TestCluster) -> None:
+    """Whatever its role: the lock holder's own connection is cut, every run."""
+    for server in ensemble.servers:
+        if not server.running:
+            ensemble.restart(server)
+    leader = cluster.wait_healthy()
+    victim = placement(ensemble, cluster)[leader.name][1]
+    survive_kill(ensemble, cluster, victim, "pg_ha_leaders_server")
 
 
 def test_killed_server_rejoins_the_ensemble(ensemble: ZooKeeperEnsemble, cluster: TestCluster) -> None:
