@@ -181,9 +181,9 @@ def rest_notes(doc: dict[str, Any]) -> list[str]:
 def etcd_breakdown(doc: dict[str, Any]) -> list[str]:
     per_kind: dict[str, dict[str, list[float]]] = {}
     for d in doc["details"]:
-        if d["what"] == "idle":
+        if d["what"] == "idle":  # (on ZooKeeper the idle details count packets per session instead)
             members = len(d["data"]["rss_kb"]) or 1
-            for method, rate in d["data"]["etcd_requests_per_minute_by_method"].items():
+            for method, rate in d["data"].get("etcd_requests_per_minute_by_method", {}).items():
                 per_kind.setdefault(method, {}).setdefault(d["kind"], []).append(rate / members)
     if not per_kind:
         return []

@@ -265,7 +265,8 @@ class Cycle:
         leader = wait_for(cluster.leader, 60, "the new leader")
         start = time.monotonic()
         cluster.start(old)
-        wait_for(lambda: old.name in leader.streaming_names(), 180, f"{old.name} to stream from {leader.name}",
+        wait_for(lambda: old.name in leader.streaming_names() and old.receiving(), 180,
+                 f"{old.name} to stream from {leader.name}",
                  interval=0.1)
         self.add("rejoin_s", time.monotonic() - start)
 
