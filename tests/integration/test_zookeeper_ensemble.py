@@ -104,9 +104,11 @@ def placement(ens: ZooKeeperEnsemble, c: TestCluster) -> dict[str, tuple[int, En
 def steer_onto(ens: ZooKeeperEnsemble, c: TestCluster, target: EnsembleServer, leader: Member) -> None:
     """kazoo picks a server at random: restart replicas until one is connected to `target`
     (the test of a dead server needs a member to lose its server)."""
-    for _ in range(STEER_TRIES):
+    for tries in range(STEER_TRIES):
         where = placement(ens, c)
         if any(server is target for _sid, server in where.values()):
+            if tries:
+                print(f"\nsteered a member onto {target.name} with {tries} replica restart(s)")
             return
         replica = next(m for m in c.members if m is not leader)
         old = where[replica.name][0]
