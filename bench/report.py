@@ -45,7 +45,7 @@ class Scenario:
 SCENARIOS = (
     Scenario("Bootstrap", "Start of the three daemons on empty data directories (ttl=10, loop_wait=2, "
              "retry_timeout=3) until one member answers `/primary` with 200 and both others stream from it "
-             "(`pg_stat_replication`).",
+             "(the primary's `pg_stat_replication` and each replica's `pg_stat_wal_receiver`).",
              (Metric("bootstrap_s", "3 members to healthy (s)", 2),)),
     Scenario("Switchover write gap", "`POST /switchover` to the leader (leader and candidate named) while the "
              "client inserts through HAProxy; gap = longest interval between two acknowledged inserts.",
