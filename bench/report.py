@@ -69,7 +69,8 @@ SCENARIOS = (
              (Metric("failover_gap_5_s", "write gap (s)", 2, (Target("<=", 7, "≤ 7 s"),),
                      "failover write gap at ttl=5"),)),
     Scenario("Rejoin of the old primary", "After the ttl=10 failover: the killed member's daemon is started "
-             "again; time until the new leader's `pg_stat_replication` shows it streaming.",
+             "again; time until the new leader's `pg_stat_replication` and its own `pg_stat_wal_receiver` show it "
+             "streaming.",
              (Metric("rejoin_s", "start to streaming (s)", 2, (Target("<=", 5, "≤ 5 s"),),
                      "rejoin of the old primary"),)),
     Scenario("REST API", "Sequential GETs to the leader on one keep-alive connection (`http.client`), "
