@@ -32,7 +32,7 @@ SCOPE = "zkens"
 PREFIX = f"/service/{SCOPE}/"
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 3
 WRITE_GAP_BOUND = RETRY_TIMEOUT  # a primary that never stopped serving: far below this
-STEER_TRIES = 6  # replica restarts to get a member onto the server about to be killed
+STEER_TRIES = 10  # rounds of replica restarts to get a member onto the server to kill ((4/9)^10 to fail)
 
 
 def record(name: str, seconds: float) -> None:
@@ -102,21 +102,26 @@ def placement(ens: ZooKeeperEnsemble, c: TestCluster) -> dict[str, tuple[int, En
 
 
 def steer_onto(ens: ZooKeeperEnsemble, c: TestCluster, target: EnsembleServer, leader: Member) -> None:
-    """kazoo picks a server at random: restart replicas until one is connected to `target`
-    (the test of a dead server needs a member to lose its server)."""
-    for tries in range(STEER_TRIES):
+    """kazoo picks a server at random: restart both replicas until one is connected to `target`
+    (the test of a dead server needs a member to lose its server); each round has a 5/9 chance."""
+    for tries in range(STEER_TRIES + 1):
         where = placement(ens, c)
         if any(server is target for _sid, server in where.values()):
             if tries:
-                print(f"\nsteered a member onto {target.name} with {tries} replica restart(s)")
+                print(f"\nsteered a member onto {target.name} in {tries} round(s) of replica restarts")
             return
-        replica = next(m for m in c.members if m is not leader)
-        old = where[replica.name][0]
-        replica.stop()
-        replica.start()
-        wait_for(lambda r=replica, old=old: session_of(ens, r) != old, 60, f"{replica.name} in a new session")
-        wait_for(replica.is_streaming_replica, 90, f"{replica.name} to stream again")
-    raise AssertionError(f"no member got connected to {target.name} in {STEER_TRIES} restarts")
+        if tries == STEER_TRIES:
+            break
+        replicas = [m for m in c.members if m is not leader]
+        for replica in replicas:
+            replica.stop()
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            old = where[replica.name][0]
+            wait_for(lambda r=replica, old=old: session_of(ens, r) != old, 60, f"{replica.name} in a new session")
+            wait_for(replica.is_streaming_replica, 90, f"{replica.name} to stream again")
+    raise AssertionError(f"no member got connected to {target.name} in {STEER_TRIES} rounds of restarts")
 
 
 def cycles_after(member: Member, offset: int) -> int:
