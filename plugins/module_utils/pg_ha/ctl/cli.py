@@ -59,7 +59,8 @@ def build_parser() -> Parser:
                         help="configuration file: the daemon's own or a ctl file "
                              "(default: $PG_HACTL_CONFIG_FILE or ~/.config/pg_ha/pg_hactl.yaml)")
     parser.add_argument("-d", "--dcs-url", "--dcs", dest="dcs_url", metavar="URL",
-                        help="the DCS to use instead of the config's, e.g. etcd3://127.0.0.1:2379[/namespace]")
+                        help="the DCS to use instead of the config's, e.g. etcd3://127.0.0.1:2379[/namespace] "
+                             "or zookeeper://zk1:2181,zk2:2181")
     parser.add_argument("-k", "--insecure", action="store_true",
                         help="do not verify the REST API's TLS certificates")
     parser.add_argument("--version", action="version", version=f"{PROG} version {__version__}")

@@ -76,6 +76,12 @@ class Ctx:
                 raise CtlError(f"cannot use the DCS: {exc}") from None
         return self._dcs[scope]
 
+    def close(self) -> None:
+        """End the DCS connections (a ZooKeeper session would otherwise outlive pg_hactl by its timeout)."""
+        for dcs in self._dcs.values():
+            dcs.close()
+        self._dcs.clear()
+
     def cluster(self, scope: str, must_exist: bool = True) -> Cluster:
         dcs = self.dcs(scope)
         try:
