@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Collection tier of elephant.ha: ansible-test sanity, ansible-lint (production profile) and the
-# molecule scenarios default, operations and failover on three podman systemd hosts.
+# molecule scenarios default, operations and failover on three podman systemd hosts (and, as a
+# part of its own, zookeeper: ZooKeeper as the DCS).
 # Works on a fresh Debian 12 machine as root: installs what it needs (Debian packages, a venv
 # with Ansible and molecule, the podman images). Settings stay project-local: the machine's
 # /etc is not changed. Exits non-zero when any part fails.
 #   tests/collection.sh                 everything
-#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, default, operations, failover)
+#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, default, operations, failover, zookeeper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -120,7 +121,7 @@ for part in "${parts[@]}"; do
     setup) ;;
     sanity) run sanity sanity ;;
     lint) run lint lint ;;
-    default|operations|failover) run "molecule:$part" scenario "$part" ;;
+    default|operations|failover|zookeeper) run "molecule:$part" scenario "$part" ;;
     *) echo "unknown part: $part" >&2; exit 64 ;;
   esac
 done
