@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pg_hactl's configuration: a light reading of either the daemon's own YAML or a ctl file.
 
-Only what the CLI needs is taken: ``scope``, ``namespace``, the DCS section (``etcd3:`` or
-``etcd:``, or ``--dcs-url``), REST API credentials (``ctl:`` first, then ``restapi:``) and the
+Only what the CLI needs is taken: ``scope``, ``namespace``, the DCS section (``etcd3:``,
+``etcd:`` or ``zookeeper:``, or ``--dcs-url``), REST API credentials (``ctl:`` first, then ``restapi:``) and the
 database superuser for ``query``. Nothing else is validated, so a file holding just the DCS
 section works. ``PATRONI_*`` / ``PG_HA_*`` environment variables override the file as for
 the daemon.
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.load import ConfigError, apply_env
-from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd: (hosts, protocol, TLS)
+from ..config.load import KNOWN_DCS
+from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd:/zookeeper: (hosts, TLS)
 from ..config.settings import Auth, Config, DcsSettings, DynamicSettings, PostgresqlSettings, RestApiSettings
 from .errors import CtlError, UsageError
 
@@ -54,7 +55,7 @@ class CtlConfig:
     def dcs_config(self, scope: str) -> Config:
         """A settings.Config good enough for ``get_dcs`` (it reads only the DCS fields)."""
         if self.dcs is None:
-            raise CtlError("no DCS configured: give -c CONFIG with an etcd3: (or etcd:) section, "
+            raise CtlError("no DCS configured: give -c CONFIG with an etcd3: (or etcd: or zookeeper:) section, "
                            "or --dcs-url etcd3://HOST:PORT")
         return Config(scope=scope, name="pg_hactl", namespace=self.namespace, restapi=RestApiSettings(),
                       dcs=self.dcs, postgresql=PostgresqlSettings(name="pg_hactl", scope=scope, data_dir=""),
@@ -151,7 +152,7 @@ def load(option: str | None = None, dcs_url: str | None = None, insecure: bool =
     if dcs_url:
         dcs, url_namespace = parse_dcs_url(dcs_url)
         namespace = url_namespace or namespace
-    elif "etcd3" in raw or "etcd" in raw:
+    elif any(kind in raw for kind in KNOWN_DCS):
         try:
             dcs = dcs_section(raw, [])
         except ConfigError as exc:
