@@ -60,7 +60,8 @@ def test_leader_and_members_are_ephemeral_znodes(host):
         "from kazoo.client import KazooClient\n"
         "zk=KazooClient('127.0.0.1:2181',timeout=10); zk.start(15)\n"
         "data,stat=zk.get('/service/molecule/leader')\n"
-        "members={m: zk.get('/service/molecule/members/'+m)[1].ephemeralOwner for m in zk.get_children('/service/molecule/members')}\n"
+        "names=zk.get_children('/service/molecule/members')\n"
+        "members={m: zk.get('/service/molecule/members/'+m)[1].ephemeralOwner for m in names}\n"
         "print(json.dumps({'leader': data.decode(), 'owner': stat.ephemeralOwner, 'members': members}))\n"
         "zk.stop(); zk.close()\n"
     )
