@@ -7,8 +7,19 @@ import time
 import uuid
 
 import pytest
-from conftest import (HOSTS, NOFAILOVER, api_get, four_letter, leader_of, members, pg_ha_config, psql, settled,
-                      wait_for, zk_mode)
+from conftest import (
+    HOSTS,
+    NOFAILOVER,
+    api_get,
+    four_letter,
+    leader_of,
+    members,
+    pg_ha_config,
+    psql,
+    settled,
+    wait_for,
+    zk_mode,
+)
 
 testinfra_hosts = ["node1"]
 TTL = 15  # pg_ha_ttl of the scenario
