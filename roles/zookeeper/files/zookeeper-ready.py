@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wait until the local ZooKeeper server serves: `srvr` names its mode (leader, follower or
