@@ -171,6 +171,17 @@ def test_ctl_file_with_a_zookeeper_section(tmp_path: Path) -> None:
         load(str(bad), environ={})
 
 
+def test_daemons_file_with_a_zookeeper_section(tmp_path: Path) -> None:
+    """The pg_ha role's file with pg_ha_dcs: zookeeper (pg_hactl of root and postgres reads it)."""
+    path = tmp_path / "pg_ha.yml"
+    path.write_text(DAEMON_YAML.replace("etcd3:\n  hosts: [127.0.0.1:2379, 127.0.0.2:2379]",
+                                        "zookeeper:\n  hosts: [10.0.0.1:2181, 10.0.0.2:2181, 10.0.0.3]"))
+    config = load(str(path), environ={})
+    assert (config.scope, config.dcs.kind, config.dcs.hosts) == \
+        ("batman", "zookeeper", ("10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2181"))
+    assert config.dcs_config("batman").dcs.kind == "zookeeper"
+
+
 def test_config_sources_and_errors(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert load(None, environ={"HOME": str(home)}).dcs is None  # no default file: fine until the DCS is needed

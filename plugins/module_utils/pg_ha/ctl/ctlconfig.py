@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.load import ConfigError, apply_env
-from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd: (hosts, protocol, TLS)
+from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd:/zookeeper: (hosts, TLS)
 from ..config.settings import Auth, Config, DcsSettings, DynamicSettings, PostgresqlSettings, RestApiSettings
 from .errors import CtlError, UsageError
 
