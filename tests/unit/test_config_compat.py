@@ -38,9 +38,10 @@ def build(mutate: Any = None, environ: dict[str, str] | None = None) -> tuple[An
     ((30, 10, 10), (30, 10, 10)),
     ((20, 10, 10), (20, 1, 9)),     # 1 + 2*10 > 20: loop_wait to 1, retry_timeout (20-1)//2
     ((25, 10, 10), (25, 5, 10)),    # only loop_wait reduced: 25 - 2*10
-    ((5, 10, 10), (20, 1, 9)),      # ttl raised to 20 first
-    ((30, 0, 1), (30, 1, 3)),       # loop_wait >= 1, retry_timeout >= 3
-    ((-4, -1, -2), (20, 1, 3)),
+    ((5, 10, 10), (5, 1, 2)),       # pg_ha keeps a short ttl (Patroni would raise it to 20)
+    ((30, 0, 0), (30, 1, 1)),       # loop_wait >= 1, retry_timeout >= 1
+    ((3, -1, -2), (3, 1, 1)),
+    ((-4, -1, -2), (3, 1, 1)),
     ((60, 40, 10), (60, 40, 10)),   # 40 + 20 == 60 holds
 ])
 def test_adjust_timing_as_patroni(given: tuple[int, int, int], used: tuple[int, int, int]) -> None:
@@ -53,7 +54,16 @@ def test_adjust_timing_warning_names_the_values() -> None:
     assert adjust_timing(20, 10, 10)[3] == [
         'Violated the rule "loop_wait + 2*retry_timeout <= ttl", where ttl=20. '
         "Adjusting loop_wait from 10 to 1 and retry_timeout from 10 to 9"]
-    assert adjust_timing(5, 1, 3)[3][0] == "ttl=5 can't be smaller than 20, adjusting to 20"
+    assert adjust_timing(30, 0, 10)[3][0] == "loop_wait=0 can't be smaller than 1, adjusting to 1"
+
+
+@pytest.mark.parametrize("ttl", [2, 0, -4])
+def test_a_ttl_no_loop_wait_and_retry_timeout_fit_in_is_raised_to_3(ttl: int) -> None:
+    warnings: list[str] = []
+    dyn = dynamic_from({"ttl": ttl}, "config", warnings)
+    assert (dyn.ttl, dyn.loop_wait, dyn.retry_timeout) == (3, 1, 1)
+    assert warnings[0] == f"config: ttl={ttl} can't be smaller than 3, adjusting to 3"
+    assert validate_dynamic({"ttl": ttl}) is None
 
 
 def test_timing_adjusted_at_start_with_a_warning() -> None:

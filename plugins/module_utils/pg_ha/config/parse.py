@@ -20,21 +20,31 @@ def expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
-TIMING_MINIMUMS = {"loop_wait": 1, "retry_timeout": 3, "ttl": 20}  # Patroni 4.1's, in its order
+TIMING_MINIMUMS = {"loop_wait": 1, "retry_timeout": 1}
+TTL_MINIMUM = TIMING_MINIMUMS["loop_wait"] + 2 * TIMING_MINIMUMS["retry_timeout"]
 
 
 def adjust_timing(ttl: int, loop_wait: int, retry_timeout: int) -> tuple[int, int, int, list[str]]:
-    """Patroni's _validate_and_adjust_timeouts: the (ttl, loop_wait, retry_timeout) it runs
-    with, and one warning per adjustment. A value below its minimum is raised to it; when
-    loop_wait + 2 * retry_timeout > ttl, loop_wait is reduced first, retry_timeout only once
-    loop_wait is at its minimum. The one timing rule of config/load.py and PATCH /config."""
+    """The (ttl, loop_wait, retry_timeout) the daemon runs with, and one warning per
+    adjustment, after Patroni's _validate_and_adjust_timeouts: loop_wait and retry_timeout
+    below 1 are raised to 1; when loop_wait + 2 * retry_timeout > ttl, loop_wait is reduced
+    first, retry_timeout only once loop_wait is at its minimum. The one timing rule of
+    config/load.py and PATCH /config.
+
+    Where pg_ha differs on purpose: Patroni also raises ttl to 20 and retry_timeout to 3;
+    pg_ha runs with a shorter lease (ttl 5 fails over in about 5 s, measured in
+    docs/BENCHMARKS.md), so it keeps what it is given down to TTL_MINIMUM, the smallest ttl
+    that loop_wait 1 and retry_timeout 1 fit in; a smaller one is raised to it."""
     warnings: list[str] = []
-    values = {"ttl": ttl, "loop_wait": loop_wait, "retry_timeout": retry_timeout}
+    if ttl < TTL_MINIMUM:
+        warnings.append(f"ttl={ttl} can't be smaller than {TTL_MINIMUM}, adjusting to {TTL_MINIMUM}")
+        ttl = TTL_MINIMUM
+    values = {"loop_wait": loop_wait, "retry_timeout": retry_timeout}
     for name, minimum in TIMING_MINIMUMS.items():
         if values[name] < minimum:
             warnings.append(f"{name}={values[name]} can't be smaller than {minimum}, adjusting to {minimum}")
             values[name] = minimum
-    ttl, loop_wait, retry_timeout = values["ttl"], values["loop_wait"], values["retry_timeout"]
+    loop_wait, retry_timeout = values["loop_wait"], values["retry_timeout"]
     min_loop_wait = TIMING_MINIMUMS["loop_wait"]
     if min_loop_wait + 2 * retry_timeout > ttl:
         new_retry = (ttl - min_loop_wait) // 2
