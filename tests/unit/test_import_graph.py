@@ -233,3 +233,30 @@ def test_imports_are_parsed_everywhere(tmp_path: Path) -> None:
     assert graph["p.b"] == {"p.sub"}
     assert cycles(graph) == ["p.b -> p.sub -> p.sub.d -> p.b"]  # through a package __init__
     assert non_stdlib(raw, "p.sub.d") == ["p", "yaml"]
+
+
+def unresolved_imports(root: Path = ROOT) -> list[str]:
+    """Relative imports (also lazy ones inside functions) naming a module that does not exist."""
+    paths = sorted((root / PACKAGE).rglob("*.py"))
+    modules = {module_name(p, root) for p in paths}
+    found = []
+    for path in paths:
+        importer = module_name(path, root)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                target = resolve(importer, is_package(path), node.level, node.module)
+                if target not in modules:
+                    found.append(f"{importer}:{node.lineno}: {target}")
+    return found
+
+
+def test_every_relative_import_names_a_module() -> None:
+    assert unresolved_imports() == []
+
+
+def test_an_unresolved_import_is_seen(tmp_path: Path) -> None:
+    pkg = tmp_path / PACKAGE
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .gone import x\n")
+    assert unresolved_imports(tmp_path) == [f"{PACKAGE}.a:2: {PACKAGE}.gone"]

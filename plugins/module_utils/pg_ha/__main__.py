@@ -123,7 +123,7 @@ def another_daemon_named(config: Any, dcs: Any) -> bool:
     """Before touching anything: does a live daemon already run under our name? (DCS
     unreachable: nobody can tell; the HA loop handles the outage as usual.)"""
     from .dcs.base import DCSError
-    from .peers import name_in_use
+    from .node.peers import name_in_use
 
     try:
         cluster = dcs.get_cluster()
