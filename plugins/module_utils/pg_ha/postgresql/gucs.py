@@ -169,6 +169,9 @@ CONTROLDATA_FLOORS = {"max_connections": "max_connections setting",
                       "max_locks_per_transaction": "max_locks_per_xact setting",
                       "max_worker_processes": "max_worker_processes setting",
                       "max_wal_senders": "max_wal_senders setting"}
+# PostgreSQL 15's defaults: what the server runs with when the configuration names none
+SERVER_DEFAULTS = {"max_connections": 100, "max_prepared_transactions": 0, "max_locks_per_transaction": 64,
+                   "max_worker_processes": 8, "max_wal_senders": 10}
 _controldata_cache: dict[tuple[str, int, int], dict[str, str]] = {}
 
 
@@ -197,7 +200,7 @@ def raise_to_controldata(params: Mapping[str, Any], controldata: Mapping[str, st
     for name, label in CONTROLDATA_FLOORS.items():
         try:
             recorded = int(controldata[label])
-            configured = int(result.get(name, 0))
+            configured = int(result.get(name, SERVER_DEFAULTS[name]))
         except (KeyError, TypeError, ValueError):
             continue
         if recorded > configured:
