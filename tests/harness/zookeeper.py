@@ -10,17 +10,15 @@ with zkCli would have it: ``znodes()`` (path -> value, stat), ``zk_put``, ``sess
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import free_port, pid_alive, port_open, spawn, stop_process, wait_for
+from .common import free_port, port_open, spawn, wait_for
+from .server import ServerProcess
 
 JAVA = "/usr/bin/java"
 # zookeeper.jar's manifest names its dependencies (netty, jute, ...); slf4j-simple logs to stderr
@@ -41,7 +39,7 @@ def four_letter(port: int, word: str, timeout: float = 2) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-class ZooKeeperServer:
+class ZooKeeperServer(ServerProcess):
     """One standalone ZooKeeper on 127.0.0.1 with its own data dir and a free port."""
 
     def __init__(self, name: str = "zk0", base_dir: Path | None = None) -> None:
@@ -57,10 +55,6 @@ class ZooKeeperServer:
     @property
     def host_port(self) -> str:
         return f"127.0.0.1:{self.client_port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,40 +90,8 @@ class ZooKeeperServer:
         except OSError:
             return False
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the process by PID (resumed first if paused) and wait until it is gone."""
-        if self.proc is None:
-            return
-        if self.paused:
-            self.resume()
-        pid = self.proc.pid
-        stop_process(self.proc, sig)
-        wait_for(lambda: not pid_alive(pid), 15, f"zookeeper pid {pid} to exit")
+    def after_stop(self) -> None:
         wait_for(lambda: not port_open(self.client_port), 10, f"nothing to listen on {self.host_port}")
-        self.proc = None
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def pause(self) -> None:
-        if self.proc is not None and not self.paused:
-            os.kill(self.proc.pid, signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.proc is not None and self.paused:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.paused = False
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def __enter__(self) -> ZooKeeperServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
 
     # -- an operator's view ----------------------------------------------------------
     def client(self, **kwargs: Any) -> Any:

@@ -286,8 +286,13 @@ class ZooKeeper(KeyValueDCS):
         stat = self._stat_at(session, path, version, deadline)
         if stat is None:
             return False
+        return self._delete_at(session, path, stat.version, deadline)
+
+    @staticmethod
+    def _delete_at(session: ZkSession, path: str, version: int, deadline: float) -> bool:
+        """Delete `path` if its znode still has this data version (compare-and-delete)."""
         try:
-            session.call(f"delete {path}", lambda c: c.delete_async(path, stat.version), deadline, idempotent=False)
+            session.call(f"delete {path}", lambda c: c.delete_async(path, version), deadline, idempotent=False)
             return True
         except (BadVersionError, NoNodeError):
             return False
@@ -354,11 +359,7 @@ class ZooKeeper(KeyValueDCS):
             return False
         if data.decode("utf-8", "replace") != self.name:
             return False
-        try:
-            session.call(f"delete {path}", lambda c: c.delete_async(path, stat.version), deadline, idempotent=False)
-            return True
-        except (BadVersionError, NoNodeError):
-            return False
+        return self._delete_at(session, path, stat.version, deadline)
 
     # -- cluster-wide keys ----------------------------------------------------------
     def initialize(self, create_new: bool = True, sysid: str = "") -> bool:
