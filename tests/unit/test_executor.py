@@ -14,6 +14,9 @@ class FakePg:
         self.calls: list[str] = []
         self.in_recovery = in_recovery
 
+    def is_running(self) -> bool:
+        return True
+
     def promote(self, timeout: float = 30) -> bool:
         self.calls.append("promote")
         self.in_recovery = False

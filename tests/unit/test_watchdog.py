@@ -297,6 +297,9 @@ def test_executor_arms_before_promote_and_keeps_alive_after_refresh(device: Path
     events: list[str] = []
 
     class Pg:
+        def is_running(self) -> bool:
+            return True
+
         def promote(self) -> bool:
             events.append("promote")
             return True
@@ -333,6 +336,9 @@ def test_executor_required_unarmable_does_not_promote(tmp_path: Path) -> None:
     from tests.fakes import FakeDCS
 
     class Pg:
+        def is_running(self) -> bool:
+            return True
+
         def promote(self) -> bool:
             raise AssertionError("must not promote")
 

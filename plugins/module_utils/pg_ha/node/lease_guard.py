@@ -55,10 +55,14 @@ class LeaseGuard:
         with self._cond:
             self._paused = paused
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread (waits up to `timeout` for it unless called from it)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # -- what others read ---------------------------------------------------------------
     @property
