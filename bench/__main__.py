@@ -7,15 +7,14 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.harness.common import REPO, package_path
-from tests.harness.etcd import EtcdServer
 
 from . import machine, probes, report
+from .dcs import KINDS, BenchDcs
 from .kinds import Kind, patroni_kind, pg_ha_kind
 from .registry import Registry
 from .scenarios import Cycle, Results, Settings, save
@@ -30,7 +29,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per daemon (default 3, --quick: 1)")
     p.add_argument("--quick", action="store_true", help="1 run each, short windows (CI smoke run)")
     p.add_argument("--patroni-venv", type=Path, default=DEFAULT_VENV, help=f"default {DEFAULT_VENV}")
-    p.add_argument("--output", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
+    p.add_argument("--dcs", choices=KINDS, default="etcd",
+                   help="the one DCS both daemons run on (default etcd; zookeeper writes docs/BENCHMARKS_ZOOKEEPER.md)")
+    p.add_argument("--output", type=Path, help="default docs/BENCHMARKS.md (etcd) or docs/BENCHMARKS_ZOOKEEPER.md")
     p.add_argument("--logs-dir", type=Path, help="default /var/tmp/elephant-bench/<timestamp>")
     p.add_argument("--only", choices=("patroni", "pg_ha"), help="run one daemon only (development)")
     p.add_argument("--steps", default="", help="comma-separated scenarios to run (default all): idle, rest, "
@@ -47,9 +48,9 @@ def settings_from(args: argparse.Namespace, logs_dir: Path) -> Settings:
         raise SystemExit(f"bench: unknown --steps {', '.join(sorted(unknown))} (known: {', '.join(sorted(STEPS))})")
     if args.quick:
         return Settings(runs=args.runs or 1, quick=True, idle_window=20, settle=3, rest_requests=500,
-                        rest_budget=8, ctl_repeats=3, logs_dir=logs_dir, steps=steps)
+                        rest_budget=8, ctl_repeats=3, logs_dir=logs_dir, steps=steps, dcs=args.dcs)
     return Settings(runs=args.runs or 3, quick=False, idle_window=60, settle=5, rest_requests=2000,
-                    rest_budget=20, ctl_repeats=5, logs_dir=logs_dir, steps=steps)
+                    rest_budget=20, ctl_repeats=5, logs_dir=logs_dir, steps=steps, dcs=args.dcs)
 
 
 def on_sigterm(signum: int, frame: Any) -> None:
@@ -87,32 +88,37 @@ def run(args: argparse.Namespace) -> int:
     results = Results()
     started = time.monotonic()
     load_before = probes.loadavg()
-    doc: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"), "facts": machine.facts(kinds),
+    doc: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"), "facts": machine.facts(kinds, args.dcs),
                            "settings": {k: jsonable(v) for k, v in settings.__dict__.items()}}
     print(f"bench: logs in {logs_dir}; {settings.runs} run(s) of {', '.join(k.title for k in kinds)}", flush=True)
     registry.add_temp_dir(package_path())
-    etcd = EtcdServer(base_dir=Path(tempfile.mkdtemp(prefix="bench_etcd_")))
-    registry.add_temp_dir(etcd.base_dir)
+    dcs = BenchDcs.create(args.dcs)
+    registry.add_temp_dir(dcs.base_dir)
     try:
-        etcd.start()
-        assert etcd.pid is not None
-        registry.add_process(etcd.pid, "etcd")
+        dcs.start()
+        assert dcs.pid is not None
+        registry.add_process(dcs.pid, args.dcs)
         for run_no in range(1, settings.runs + 1):
             order = kinds if run_no % 2 else list(reversed(kinds))
             for kind in order:
-                Cycle(kind, run_no, settings, etcd, registry, results).run_all()
+                Cycle(kind, run_no, settings, dcs, registry, results).run_all()
                 save(results, logs_dir / "results.json", doc)
     finally:
-        etcd.cleanup()
+        dcs.cleanup()
         for what in registry.cleanup():
             print(f"bench: ended leftover {what}", file=sys.stderr)
     load_after = probes.loadavg()
     doc.update(load_before=load_before, load_after=load_after, duration_min=(time.monotonic() - started) / 60,
                notes=[*args.note, *load_notes(load_before, load_after)])
     save(results, logs_dir / "results.json", doc)
-    write_report(json.loads((logs_dir / "results.json").read_text()), args.output)
-    print(f"bench: wrote {args.output}; logs and results.json in {logs_dir}", flush=True)
+    output = args.output or default_output(args.dcs)
+    write_report(json.loads((logs_dir / "results.json").read_text()), output)
+    print(f"bench: wrote {output}; logs and results.json in {logs_dir}", flush=True)
     return 0
+
+
+def default_output(dcs: str) -> Path:
+    return REPO / "docs" / ("BENCHMARKS_ZOOKEEPER.md" if dcs == "zookeeper" else "BENCHMARKS.md")
 
 
 def write_report(doc: dict[str, Any], output: Path) -> None:
@@ -125,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         doc = json.loads(args.from_json.read_text())
         doc["notes"] = [*doc.get("notes", []), *args.note]
-        write_report(doc, args.output)
-        print(f"bench: wrote {args.output}")
+        output = args.output or default_output(doc.get("settings", {}).get("dcs", "etcd"))
+        write_report(doc, output)
+        print(f"bench: wrote {output}")
         return 0
     if os.geteuid() != 0:
         print("bench: run as root (it starts PostgreSQL as user postgres); use bash bench/run.sh", file=sys.stderr)

@@ -80,6 +80,16 @@ class BenchMember:
         finally:
             conn.close()
 
+    def receiving(self) -> bool:
+        """This member's own PostgreSQL runs and its WAL receiver streams (a clone in progress does
+        not count, although pg_basebackup -X stream may show in the primary's pg_stat_replication
+        under the member's application_name)."""
+        try:
+            rows = self.sql("SELECT status FROM pg_stat_wal_receiver")
+        except psycopg2.Error:
+            return False
+        return bool(rows) and rows[0][0] == "streaming"
+
     def streaming_names(self) -> set[str]:
         """application_name of every replica streaming from this (primary) member."""
         rows = self.sql("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
@@ -89,8 +99,8 @@ class BenchMember:
 class BenchCluster:
     """Members `<scope>-0..2` of one kind; every process goes into the registry."""
 
-    def __init__(self, kind: Kind, scope: str, etcd_hostport: str, dynamic: dict[str, Any],
-                 registry: Registry, size: int = 3) -> None:
+    def __init__(self, kind: Kind, scope: str, dcs_hostport: str, dynamic: dict[str, Any],
+                 registry: Registry, size: int = 3, dcs_section: str = "etcd3") -> None:
         self.kind = kind
         self.scope = scope
         self.registry = registry
@@ -103,7 +113,7 @@ class BenchCluster:
             workdir = self.root / name
             workdir.mkdir(mode=0o700)
             shutil.chown(workdir, "postgres", "postgres")
-            config = member_config(scope, name, workdir, free_port(), free_port(), "etcd3", etcd_hostport,
+            config = member_config(scope, name, workdir, free_port(), free_port(), dcs_section, dcs_hostport,
                                    dynamic=dynamic)
             self.members.append(BenchMember(name, workdir, config))
 
@@ -167,12 +177,15 @@ class BenchCluster:
         return primaries[0] if len(primaries) == 1 else None
 
     def healthy(self) -> BenchMember | None:
-        """The leader, once it is the only primary and every other running member streams from it."""
+        """The leader, once it is the only primary and every other running member streams from it
+        (seen on both ends: the primary's pg_stat_replication, the replica's pg_stat_wal_receiver)."""
         leader = self.leader()
         if leader is None:
             return None
-        others = {m.name for m in self.members if m.running and m is not leader}
-        return leader if others <= leader.streaming_names() else None
+        others = [m for m in self.members if m.running and m is not leader]
+        if not {m.name for m in others} <= leader.streaming_names():
+            return None
+        return leader if all(m.receiving() for m in others) else None
 
     def wait_healthy(self, timeout: float) -> BenchMember:
         return wait_for(self.healthy, timeout, f"{self.scope}: one leader and every replica streaming",

@@ -65,8 +65,8 @@ def haproxy_role_preset() -> str:
     return f"`{shipped}` ({'same as' if same else 'differs from'} the bench's `{CHECK}`)"
 
 
-def facts(kinds: list[Kind]) -> dict[str, str]:
-    return {
+def facts(kinds: list[Kind], dcs: str = "etcd") -> dict[str, str]:
+    found = {
         "CPU": f"{_cpuinfo('model name')}, {os.cpu_count()} cores",
         "memory": _meminfo_gib(),
         "OS / kernel": f"{_os_name()} / {platform.release()}",
@@ -78,3 +78,7 @@ def facts(kinds: list[Kind]) -> dict[str, str]:
         "pg_ha source": f"git {_git()}",
         "haproxy role defaults (roles/haproxy)": haproxy_role_preset(),
     }
+    if dcs == "zookeeper":
+        found["ZooKeeper"] = _first_line(["dpkg-query", "-W", "-f", "${Package} ${Version}", "zookeeper"])
+        found["kazoo (pg_ha)"] = _first_line(["dpkg-query", "-W", "-f", "${Package} ${Version}", "python3-kazoo"])
+    return found

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of pg_ha and Patroni; writes docs/BENCHMARKS.md.
-#   bash bench/run.sh [--runs N] [--quick] [--note TEXT] [--only patroni|pg_ha] [--steps idle,rest] [--output FILE]
-# On a fresh Debian 12, as root: installs PostgreSQL 15, etcd, HAProxy and the Python packages
-# from apt, Patroni from PyPI into its own venv, then runs python3 -m bench (see bench/__main__.py).
+#   bash bench/run.sh [--dcs etcd|zookeeper] [--runs N] [--quick] [--note TEXT] [--only patroni|pg_ha]
+#                     [--steps idle,rest] [--output FILE]
+# On a fresh Debian 12, as root: installs PostgreSQL 15, etcd (or ZooKeeper and python3-kazoo with
+# --dcs zookeeper), HAProxy and the Python packages from apt, Patroni from PyPI into its own venv,
+# then runs python3 -m bench (see bench/__main__.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -12,8 +14,19 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
+dcs=etcd
+prev=""
+for arg in "$@"; do
+  case "$prev=$arg" in --dcs=zookeeper | *=--dcs=zookeeper) dcs=zookeeper ;; esac
+  prev=$arg
+done
 pkgs=(postgresql-15 etcd-server etcd-client haproxy python3 python3-venv python3-psycopg2 python3-yaml
       python3-etcd util-linux git)
+extras="etcd,etcd3"
+if [ "$dcs" = zookeeper ]; then
+  pkgs+=(zookeeper python3-kazoo)
+  extras="etcd,etcd3,zookeeper"
+fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -24,11 +37,12 @@ fi
 
 # Patroni in its own venv made with Debian's python3, readable by user postgres.
 PATRONI_VENV=${PATRONI_VENV:-/var/lib/elephant-bench/patroni-venv}
-if [ ! -x "$PATRONI_VENV/bin/patroni" ]; then
-  echo "== installing Patroni from PyPI into $PATRONI_VENV"
+if [ ! -x "$PATRONI_VENV/bin/patroni" ] ||
+   { [ "$dcs" = zookeeper ] && ! "$PATRONI_VENV/bin/python" -c 'import kazoo' 2>/dev/null; }; then
+  echo "== installing Patroni ($extras) from PyPI into $PATRONI_VENV"
   mkdir -p "$(dirname "$PATRONI_VENV")"
-  /usr/bin/python3 -m venv "$PATRONI_VENV"
-  "$PATRONI_VENV/bin/pip" install -q --disable-pip-version-check 'patroni[etcd,etcd3]' psycopg2-binary 2>&1 |
+  [ -x "$PATRONI_VENV/bin/python" ] || /usr/bin/python3 -m venv "$PATRONI_VENV"
+  "$PATRONI_VENV/bin/pip" install -q --disable-pip-version-check "patroni[$extras]" psycopg2-binary 2>&1 |
     { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 fi
 chmod -R a+rX "$PATRONI_VENV"

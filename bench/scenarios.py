@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness.common import wait_for
-from tests.harness.etcd import EtcdServer
 
 from . import probes, timeline
 from .cluster import BenchCluster, BenchMember
+from .dcs import BenchDcs
 from .haproxy import HAProxy
 from .kinds import Kind
 from .registry import Registry
@@ -37,6 +37,7 @@ class Settings:
     ctl_repeats: int
     logs_dir: Path
     steps: frozenset[str] = frozenset()  # empty: every scenario; else only these (bootstraps always run)
+    dcs: str = "etcd"  # the one DCS server both daemons run on: etcd or zookeeper
 
 
 @dataclass
@@ -61,12 +62,12 @@ def wall(mono: float) -> float:
 class Cycle:
     """One run of every scenario for one kind."""
 
-    def __init__(self, kind: Kind, run: int, settings: Settings, etcd: EtcdServer, registry: Registry,
+    def __init__(self, kind: Kind, run: int, settings: Settings, dcs: BenchDcs, registry: Registry,
                  results: Results) -> None:
         self.kind = kind
         self.run = run
         self.settings = settings
-        self.etcd = etcd
+        self.dcs = dcs
         self.registry = registry
         self.results = results
         self.logs = settings.logs_dir / f"{kind.key}-run{run}"
@@ -76,7 +77,8 @@ class Cycle:
     @contextlib.contextmanager
     def cluster(self, tag: str, dynamic: dict[str, Any]) -> Iterator[tuple[BenchCluster, HAProxy]]:
         scope = f"{self.kind.key.replace('_', '')}{self.run}{tag}"
-        cluster = BenchCluster(self.kind, scope, self.etcd.host_port, dynamic, self.registry)
+        cluster = BenchCluster(self.kind, scope, self.dcs.host_port, dynamic, self.registry,
+                               dcs_section=self.dcs.section)
         proxy = HAProxy(cluster.members, cluster.root, self.registry)
         try:
             proxy.start()
@@ -167,23 +169,24 @@ class Cycle:
         time.sleep(self.settings.settle)
         pids = cluster.daemon_pids()
         before = {name: probes.proc_sample(pid) for name, pid in pids.items()}
-        etcd_before = probes.etcd_requests(self.etcd.client_url)
+        dcs_before = self.dcs.requests(cluster.scope)
         start = time.monotonic()
         time.sleep(self.settings.idle_window)
         after = {name: probes.proc_sample(pid) for name, pid in pids.items()}
-        etcd_after = probes.etcd_requests(self.etcd.client_url)
+        dcs_after = self.dcs.requests(cluster.scope)
         minutes = (time.monotonic() - start) / 60
         cpu = {n: (after[n].cpu_seconds - before[n].cpu_seconds) / minutes for n in pids}
         helpers = {n: (after[n].children_seconds - before[n].children_seconds) / minutes for n in pids}
         self.add("cpu_s_per_min", statistics.mean(cpu.values()))
         self.add("rss_mb", statistics.mean(s.rss_kb for s in after.values()) / 1024)
-        delta = probes.counter_delta(etcd_before, etcd_after)
-        self.add("etcd_req_per_member_min", sum(delta.values()) / len(pids) / minutes)
+        delta = probes.counter_delta(dcs_before, dcs_after)
+        self.add(self.dcs.load_metric, sum(delta.values()) / len(pids) / minutes)
+        by = "etcd_requests_per_minute_by_method" if self.dcs.kind == "etcd" else "zk_packets_per_minute_by_session"
         self.results.detail(self.kind, self.run, "idle", {
             "window_s": round(minutes * 60, 2), "cpu_s_per_min": {n: round(v, 3) for n, v in cpu.items()},
             "of_which_helpers_s_per_min": {n: round(v, 3) for n, v in helpers.items()},
             "rss_kb": {n: s.rss_kb for n, s in after.items()},
-            "etcd_requests_per_minute_by_method": {k: round(v / minutes, 1) for k, v in sorted(delta.items())}})
+            by: {k: round(v / minutes, 1) for k, v in sorted(delta.items())}})
 
     def rest(self, cluster: BenchCluster) -> None:
         leader = cluster.wait_healthy(60)
@@ -262,7 +265,8 @@ class Cycle:
         leader = wait_for(cluster.leader, 60, "the new leader")
         start = time.monotonic()
         cluster.start(old)
-        wait_for(lambda: old.name in leader.streaming_names(), 180, f"{old.name} to stream from {leader.name}",
+        wait_for(lambda: old.name in leader.streaming_names() and old.receiving(), 180,
+                 f"{old.name} to stream from {leader.name}",
                  interval=0.1)
         self.add("rejoin_s", time.monotonic() - start)
 

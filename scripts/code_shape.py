@@ -41,7 +41,7 @@ def main(root: Path) -> None:
             writers[rel] = count
     sizes.sort(reverse=True)
     q = statistics.quantiles(lengths, n=10)
-    print(f"files: {len(sizes)}, lines: {sum(s for s, _ in sizes)}; largest: "
+    print(f"files: {len(sizes)}, lines: {sum(lines for lines, _name in sizes)}; largest: "
           + ", ".join(f"{name} {lines}" for lines, name in sizes[:3]))
     print(f"functions: {len(lengths)}, length p50 {statistics.median(lengths):.0f}, p90 {q[8]:.0f}, "
           f"max {max(lengths)}")

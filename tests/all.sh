@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Every test tier of elephant.ha: lint, unit, integration (real etcd + PostgreSQL 15).
+# Every test tier of elephant.ha: lint, unit, integration (real etcd, real ZooKeeper + PostgreSQL 15).
 # Works on a fresh Debian 12 machine as root: installs the Debian and PyPI packages it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(postgresql-15 etcd-server etcd-client haproxy zsh python3-venv python3-psycopg2 python3-yaml python3-etcd)
+pkgs=(postgresql-15 etcd-server etcd-client zookeeper libslf4j-java haproxy zsh python3-venv python3-psycopg2 python3-yaml
+      python3-etcd python3-kazoo)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

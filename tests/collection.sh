@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Collection tier of elephant.ha: ansible-test sanity, ansible-lint (production profile) and the
-# molecule scenarios default, operations and failover on three podman systemd hosts.
+# molecule scenarios default, operations, failover and zookeeper (ZooKeeper as the DCS) on three
+# podman systemd hosts.
 # Works on a fresh Debian 12 machine as root: installs what it needs (Debian packages, a venv
 # with Ansible and molecule, the podman images). Settings stay project-local: the machine's
 # /etc is not changed. Exits non-zero when any part fails.
 #   tests/collection.sh                 everything
-#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, default, operations, failover)
+#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, default, operations, failover, zookeeper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -19,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH=$STATE/collections
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export MOLECULE_NO_LOG=false
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(sanity lint default operations failover)
+[ ${#parts[@]} -gt 0 ] || parts=(sanity lint default operations failover zookeeper)
 
 declare -a results=()
 failed=0
@@ -76,11 +77,13 @@ sanity() {
   # What Ansible runs is checked: modules, module_utils, doc fragments, roles, playbooks, the
   # molecule tests. The daemon package pg_ha/ runs on the hosts under Debian's Python and has
   # its own tier (ruff, pytest); of it only what AnsiballZ ships with the modules is checked
-  # here: __init__.py and client.py (stdlib only, which the import test proves).
+  # here: __init__.py, client.py and config/defaults.py (stdlib only, which the import test
+  # proves; pg_ha_config takes the dynamic defaults from config/defaults.py).
   git ls-files -co --exclude-standard -z \
     | grep -zvE '^(bench|tests|\.ci)/|^plugins/module_utils/pg_ha/.+/|^plugins/module_utils/pg_ha/[^/]+$' \
     | xargs -0 cp --parents -t "$dest"/
-  cp --parents -t "$dest"/ plugins/module_utils/pg_ha/__init__.py plugins/module_utils/pg_ha/client.py
+  cp --parents -t "$dest"/ plugins/module_utils/pg_ha/__init__.py plugins/module_utils/pg_ha/client.py \
+    plugins/module_utils/pg_ha/config/__init__.py plugins/module_utils/pg_ha/config/defaults.py
   (cd "$dest" && git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm sanity)
   # ansible-test fetches a pip bootstrap script from a host that is not reachable here: a
   # stand-in that uses ensurepip and the Debian CA bundle.
@@ -118,7 +121,7 @@ for part in "${parts[@]}"; do
     setup) ;;
     sanity) run sanity sanity ;;
     lint) run lint lint ;;
-    default|operations|failover) run "molecule:$part" scenario "$part" ;;
+    default|operations|failover|zookeeper) run "molecule:$part" scenario "$part" ;;
     *) echo "unknown part: $part" >&2; exit 64 ;;
   esac
 done

@@ -237,6 +237,7 @@ class FakeBackend:
         self._status: dict[str, Any] = status if status is not None else primary_status(self._config)
         self._cluster: Cluster | None = None
         self.cycle_age = 1.0
+        self.lease_until: float | None = float("inf")  # the leader lease deadline (monotonic)
         self.wakeups = 0
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.answers: dict[str, tuple[int, str]] = {
@@ -280,6 +281,9 @@ class FakeBackend:
 
     def cluster(self) -> Cluster | None:
         return self._cluster
+
+    def lease_deadline(self) -> float | None:
+        return self.lease_until
 
     def last_cycle_age(self) -> float:
         return self.cycle_age

@@ -88,6 +88,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.elephant.ha.plugins.module_utils.pg_ha_api import Api, api_argument_spec
+from ansible_collections.elephant.ha.plugins.module_utils.pg_ha.config.defaults import DYNAMIC_DEFAULTS
 
 TRUE_WORDS = ('on', 'true', 'yes', '1')
 FALSE_WORDS = ('off', 'false', 'no', '0')
@@ -168,11 +169,11 @@ def main():
 
     # Members apply the new configuration in their next HA cycle; parameters that need a
     # restart then show up as pending_restart. Watch for two cycles at most.
-    loop_wait = after.get('loop_wait', 10)
+    loop_wait = after.get('loop_wait', DYNAMIC_DEFAULTS['loop_wait'])
     try:
         window = min(module.params['wait_timeout'], 2 * float(loop_wait) + 2)
     except (TypeError, ValueError):
-        window = min(module.params['wait_timeout'], 22)
+        window = min(module.params['wait_timeout'], 2 * DYNAMIC_DEFAULTS['loop_wait'] + 2)
     deadline = time.monotonic() + max(0, window)
     names = [m['name'] for m in cluster.get('members', [])]
     pending = []

@@ -74,10 +74,11 @@ class HAProxy:
         return states
 
     def wait_only_up(self, name: str, timeout: float = 30) -> None:
-        """HAProxy starts with every server UP until checked: wait until only `name` is."""
+        """HAProxy starts with every server UP until checked: wait until only `name` is. A
+        server going down ("UP 1/2") still gets connections, so it counts as up."""
         def only() -> bool:
             states = self.server_states()
-            return [n for n, st in states.items() if st == "UP"] == [name]
+            return [n for n, st in states.items() if st.startswith("UP")] == [name] and states[name] == "UP"
         wait_for(only, timeout, f"haproxy to route only to {name}")
 
     def _alive(self) -> bool:

@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from .common import (
     stop_process,
     wait_for,
 )
+from .etcd import EtcdServer
 
 SUPERUSER_PASSWORD = "zalando"
 REPLICATION_PASSWORD = "rep-pass"
@@ -250,6 +253,29 @@ class TestCluster:
 
     def logs(self) -> str:
         return "\n".join(f"===== {m.name} =====\n{m.log()[-6000:]}" for m in self.members)
+
+
+@contextmanager
+def running_cluster(etcd: EtcdServer, scope: str, *, size: int = 3, dcs_kind: str = "etcd3",
+                    dynamic: dict[str, Any] | None = None, tags: dict[str, dict[str, Any]] | None = None,
+                    start: bool = True, healthy: float | None = None,
+                    log_tail: int = 20000) -> Iterator[TestCluster]:
+    """The body of every cluster fixture: a TestCluster on `etcd` (as ``.etcd``), started unless
+    start=False (then the caller configures and starts members itself), and waited healthy for
+    up to `healthy` seconds if given. On exit, whatever happened, the tail of the members' logs
+    is printed (pytest shows it for a failed test) and every process of the cluster is stopped
+    by PID and its directory removed."""
+    c = TestCluster(etcd.host_port, scope=scope, size=size, dcs_kind=dcs_kind, dynamic=dynamic, tags=tags)
+    c.etcd = etcd  # type: ignore[attr-defined]
+    try:
+        if start:
+            c.start()
+        if healthy is not None:
+            c.wait_healthy(healthy)
+        yield c
+    finally:
+        print(c.logs()[-log_tail:])
+        c.cleanup()
 
 
 def wait_writable(member: Member, timeout: float) -> float:

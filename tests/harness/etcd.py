@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -22,13 +20,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .common import free_port, pid_alive, spawn, stop_process, wait_for
+from .common import free_port, spawn, wait_for
+from .server import ServerProcess
 
 ETCD = "/usr/bin/etcd"
 ETCDCTL = "/usr/bin/etcdctl"
 
 
-class EtcdServer:
+class EtcdServer(ServerProcess):
     """One etcd member on 127.0.0.1 with its own data dir and free ports."""
 
     def __init__(self, name: str = "etcd0", base_dir: Path | None = None,
@@ -84,10 +83,6 @@ class EtcdServer:
     def peer_url(self) -> str:
         return f"http://127.0.0.1:{self.peer_port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
     # -- lifecycle ------------------------------------------------------------
     def argv(self) -> list[str]:
         return [
@@ -127,46 +122,10 @@ class EtcdServer:
         except OSError:
             return False
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the process (by PID, resuming it first if paused)."""
-        if self.proc is None:
-            return
-        if self.paused:
-            self.resume()
-        pid = self.proc.pid
-        stop_process(self.proc, sig)
-        wait_for(lambda: not pid_alive(pid), 15, f"etcd pid {pid} to exit")
-        self.proc = None
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
     def restart(self, timeout: float = 30) -> EtcdServer:
         """Stop and start again with the same data dir and ports."""
         self.stop()
         return self.start(timeout)
-
-    def pause(self) -> None:
-        if self.proc is not None and not self.paused:
-            os.kill(self.proc.pid, signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.proc is not None and self.paused:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.paused = False
-
-    def cleanup(self) -> None:
-        """Stop and remove the data dir (the log stays only if the caller copied it)."""
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def __enter__(self) -> EtcdServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
-
 
 def make_test_certs(directory: Path) -> None:
     """A throw-away CA, a server certificate for 127.0.0.1/localhost and a client certificate."""

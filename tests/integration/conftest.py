@@ -31,3 +31,28 @@ def own_etcd() -> Iterator[EtcdServer]:
         server.cleanup()
 
 # -- end of etcd ------------------------------------------------------------------
+
+# -- zookeeper --------------------------------------------------------------------
+from tests.harness.zookeeper import ZooKeeperServer  # noqa: E402 - blocks stay self-contained
+
+
+@pytest.fixture(scope="session")
+def zk_server() -> Iterator[ZooKeeperServer]:
+    """One real standalone ZooKeeper (Debian's 3.8) for the whole session; tests use their own scopes."""
+    server = ZooKeeperServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def own_zk() -> Iterator[ZooKeeperServer]:
+    """A private ZooKeeper for tests that pause or stop it."""
+    server = ZooKeeperServer(name="own").start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+# -- end of zookeeper -------------------------------------------------------------

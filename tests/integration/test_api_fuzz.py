@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # a failure, not a skip: the fuzz is part of the suite
     raise ImportError(f"{exc}: install the test requirements (pip install -r tests/requirements.txt)") from exc
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import REPO, wait_for
 
 pytestmark = pytest.mark.integration
@@ -42,14 +42,8 @@ EXAMPLES = 40  # per operation and generation mode, while the budget lasts
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, size=2, dcs_kind="etcd3")
-    try:
-        c.start()
-        c.wait_healthy(180)
+    with running_cluster(etcd_server, SCOPE, size=2, healthy=180, log_tail=15000) as c:
         yield c
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 def documented(operation: Any) -> set[str]:
@@ -87,7 +81,11 @@ def test_fuzz_rest_api_of_a_live_leader(cluster: TestCluster) -> None:
                 counts["requests"] += 1
                 counts[f"{response.status_code // 100}xx"] += 1
                 code = response.status_code
-                if code == 500 or (code >= 500 and str(code) not in allowed):  # noqa: B023 - runs now
+                # 500 is an unhandled error, except Patroni's documented refusal of POST /failsafe by a
+                # running primary (reached when a fuzzed PATCH /config turned failsafe_mode on)
+                refusal = (case.method, case.formatted_path, response.text) == ("POST", "/failsafe",
+                                                                                  "Running as a leader")
+                if code == 500 and not refusal or (code >= 500 and str(code) not in allowed):  # noqa: B023
                     problems.append(f"{case.method} {case.formatted_path} query={case.query} "
                                     f"body={case.body!r:.200}: {code} {response.text[:200]}")
                 try:  # and the answer is the documented one: status, content type, body schema

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from pg_ha.client import PgHaClient, PgHaClientError
 
-from tests.harness.cluster import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, Member, TestCluster
+from tests.harness.cluster import REPLICATION_PASSWORD, SUPERUSER_PASSWORD, Member, TestCluster, running_cluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, wait_for
 from tests.harness.tls import Pair, TestCA
 
@@ -101,12 +101,11 @@ class CmdlineSampler:
 # -- basic auth + allowlist on a 2-member cluster -------------------------------------------
 @pytest.fixture(scope="module")
 def auth_cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="locked", size=2, dcs_kind="etcd3")
-    for m in c.members:
-        m.config["restapi"].update(authentication={"username": API_USER, "password": API_PASSWORD},
-                                   allowlist=["127.0.0.2/32"], allowlist_include_members=True)
-        m.write_config()
-    try:
+    with running_cluster(etcd_server, "locked", size=2, start=False, log_tail=15000) as c:
+        for m in c.members:
+            m.config["restapi"].update(authentication={"username": API_USER, "password": API_PASSWORD},
+                                       allowlist=["127.0.0.2/32"], allowlist_include_members=True)
+            m.write_config()
         pg0, pg1 = c.members
         pg0.start()
         c.wait_leader(120)
@@ -115,9 +114,6 @@ def auth_cluster(etcd_server) -> Iterator[TestCluster]:
             c.wait_streaming([pg1], 180)
         c.cmdlines = sampler.seen  # type: ignore[attr-defined]
         yield c
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 def test_unsafe_methods_need_basic_auth(auth_cluster: TestCluster) -> None:
@@ -212,8 +208,7 @@ class TlsApi:
 def tls_cluster(etcd_server) -> Iterator[tuple[TestCluster, TestCA, Pair]]:
     """3 members, each with TLS and verify_client: required (they ask each other with their
     server certificate, which is also a client certificate of the same CA)."""
-    c = TestCluster(etcd_server.host_port, scope="tlsapi", size=3, dcs_kind="etcd3")
-    try:
+    with running_cluster(etcd_server, "tlsapi", size=3, start=False, log_tail=15000) as c:
         ca = TestCA(c.root / "pki", owner="postgres")
         server = ca.issue("server")
         client = ca.issue("admin", client=True)
@@ -229,9 +224,6 @@ def tls_cluster(etcd_server) -> Iterator[tuple[TestCluster, TestCA, Pair]]:
             if m is not leader:
                 wait_for(lambda m=m: api.streaming(m), 180, f"{m.name} to stream (checked over TLS)")
         yield c, ca, client
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 def tls_context(ca: TestCA, client: Pair | None) -> ssl.SSLContext:

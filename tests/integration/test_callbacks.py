@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,17 +23,13 @@ def script(path: Path, body: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3")
-    for m in c.members:
-        record = script(m.workdir / "record.sh", f'echo "$@" >> {m.workdir}/events')
-        m.config["postgresql"]["callbacks"] = {a: record for a in
-                                               ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")}
-        m.write_config()
-    try:
+    with running_cluster(etcd_server, SCOPE, start=False) as c:
+        for m in c.members:
+            record = script(m.workdir / "record.sh", f'echo "$@" >> {m.workdir}/events')
+            m.config["postgresql"]["callbacks"] = {a: record for a in
+                                                   ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")}
+            m.write_config()
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def events(m) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, wait_writable
+from tests.harness.cluster import Member, TestCluster, running_cluster, wait_writable
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -49,14 +49,8 @@ def etcd_keys(etcd_server, kind: str, prefix: str) -> dict[str, str]:
 @pytest.fixture(scope="module", params=["etcd3", "etcd"])
 def cluster(request, etcd_server) -> Iterator[TestCluster]:
     kind = request.param
-    c = TestCluster(etcd_server.host_port, scope=f"batman{kind}", dcs_kind=kind)
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
-        c.start()
+    with running_cluster(etcd_server, f"batman{kind}", dcs_kind=kind) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def others(c: TestCluster, leader: Member) -> list[Member]:

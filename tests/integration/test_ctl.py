@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import SUPERUSER_PASSWORD, Member, TestCluster
+from tests.harness.cluster import SUPERUSER_PASSWORD, Member, TestCluster, running_cluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, free_port, wait_for
 from tests.harness.etcd import keys, put
 from tests.harness.pty import PtyProcess
@@ -31,16 +31,11 @@ PREFIX = f"/service/{SCOPE}/"
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server, tmp_path_factory) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3", tags={f"{SCOPE}-pg2": {"nofailover": True}})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    c.home = tmp_path_factory.mktemp("home")  # type: ignore[attr-defined]
-    try:
-        c.start()
-        c.wait_healthy(timeout=240)
+    home = tmp_path_factory.mktemp("home")
+    with running_cluster(etcd_server, SCOPE, tags={f"{SCOPE}-pg2": {"nofailover": True}}, healthy=240,
+                         log_tail=15000) as c:
+        c.home = home  # type: ignore[attr-defined]
         yield c
-    finally:
-        print(c.logs()[-15000:])
-        c.cleanup()
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -111,7 +106,9 @@ def wait_healthy(c: TestCluster) -> Member:
     leader = c.wait_healthy(timeout=180)
     # a replica reports its WAL position once per loop, so right after bootstrap it can trail
     # optime/leader by a segment switch; wait until every member is running and caught up
-    wait_for(lambda: all(m["State"] in ("running", "streaming") and m.get("Lag in MB", 0) == 0
+    # -f json has patronictl 4.1's keys: a replica's Receive Lag / Replay Lag (MB), none for the leader
+    wait_for(lambda: all(m["State"] in ("running", "streaming")
+                         and (m["Role"] == "Leader" or m.get("Receive Lag") == 0 and m.get("Replay Lag") == 0)
                          for m in members_json(c)), 60, "members running and caught up")
     return leader
 
@@ -135,7 +132,8 @@ def test_list_table_and_formats(cluster: TestCluster) -> None:
         assert rows[m.name][0] == SCOPE and rows[m.name][2] == f"127.0.0.1:{m.pg_port}"
         assert rows[m.name][3:5] == ["Replica", "streaming"] and rows[m.name][6] == "0"
     tsv = [line.split("\t") for line in ok(cluster, "list", "-f", "tsv").splitlines()]
-    assert tsv[0] == ["Cluster", "Member", "Host", "Role", "State", "TL", "Lag in MB"] and len(tsv) == 4
+    assert tsv[0] == ["Cluster", "Member", "Host", "Role", "State", "TL", "Receive LSN", "Receive Lag",
+                      "Replay LSN", "Replay Lag", "Tags"] and len(tsv) == 4  # patronictl 4.1's (pg2 has a tag)
     import yaml
     assert yaml.safe_load(ok(cluster, "list", "-f", "yaml")) == members_json(cluster)
     extended = ok(cluster, "list", "-e")
@@ -252,7 +250,7 @@ def test_edit_config_apply_replace_and_invalid(cluster: TestCluster, tmp_path: P
     assert "work_mem" not in config_json(cluster)["postgresql"]["parameters"]
     work_mem_everywhere(cluster, "4MB")
     before = config_json(cluster)
-    fails(cluster, "edit-config", "-s", "ttl=1", "--force", contains="invalid, nothing changed")
+    fails(cluster, "edit-config", "-s", "ttl=soon", "--force", contains="invalid, nothing changed")
     assert config_json(cluster) == before
     whole = tmp_path / "whole.yaml"
     whole.write_text(ok(cluster, "show-config"))

@@ -30,7 +30,8 @@ RESTORE = """echo "$@" >> {root}/restore_argv
 for a in "$@"; do
   case "$a" in --datadir=*) D="${{a#--datadir=}}";; --backup=*) B="${{a#--backup=}}";; esac
 done
-cp -a "$B"/. "$D"/ || exit 1
+[ ! -e "$D" ] || {{ echo "restore: $D exists: pg_ha must leave the data directory to the command" >&2; exit 4; }}
+mkdir -m 0700 "$D" && cp -a "$B"/. "$D"/ || exit 1
 W=$(dirname "$D")
 if [ -e "$W"/fail ]; then touch "$D"/partial; echo "restore: this member cannot reach the backup" >&2; exit 3; fi
 """

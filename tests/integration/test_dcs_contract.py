@@ -1,9 +1,14 @@
-"""The DCS contract, once per backend (etcd3 = v3 gateway, etcd = v2 via python-etcd),
-against a real etcd. Every test has its own scope; waits have deadlines, never fixed sleeps."""
+"""The DCS contract, once per backend (etcd3 = v3 gateway, etcd = v2 via python-etcd, zookeeper
+= kazoo), against a real etcd / ZooKeeper. Every test has its own scope; waits have deadlines,
+never fixed sleeps."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,15 +21,43 @@ from pg_ha.dcs.base import AbstractDCS, DCSError
 
 from tests.harness.common import free_port, wait_for
 from tests.harness.etcd import EtcdServer, b64, enable_auth, keys, put, v2_keys, v3_keys, v3_lease_ttl, v3_post
+from tests.harness.zookeeper import ZooKeeperServer, zk_put, znodes
 
 pytestmark = pytest.mark.integration
 NS = "/service"
 Make = Callable[..., AbstractDCS]
+Server = EtcdServer | ZooKeeperServer
 
 
-@pytest.fixture(params=["etcd3", "etcd"])
+@pytest.fixture(params=["etcd3", "etcd", "zookeeper"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def server(kind: str, request: pytest.FixtureRequest) -> Server:
+    """The session's etcd, or its ZooKeeper, as the backend needs."""
+    return request.getfixturevalue("zk_server" if kind == "zookeeper" else "etcd_server")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def own_server(kind: str, request: pytest.FixtureRequest) -> Server:
+    """A private etcd / ZooKeeper for tests that pause, stop or reconfigure it."""
+    return request.getfixturevalue("own_zk" if kind == "zookeeper" else "own_etcd")  # type: ignore[no-any-return]
+
+
+def raw_keys(server: Server, kind: str, prefix: str) -> dict[str, str]:
+    """key -> value under `prefix` as an operator sees it (etcdctl, zkCli)."""
+    if isinstance(server, ZooKeeperServer):
+        return {path: value for path, (value, _) in znodes(server, prefix).items()}
+    return keys(server, kind, prefix)
+
+
+def raw_put(server: Server, kind: str, key: str, value: str) -> None:
+    if isinstance(server, ZooKeeperServer):
+        zk_put(server, key, value)
+    else:
+        put(server, kind, key, value)
 
 
 @pytest.fixture
@@ -33,17 +66,20 @@ def scope(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make(kind: str, scope: str, etcd_server: EtcdServer) -> Iterator[Make]:
+def make(kind: str, scope: str, server: Server) -> Iterator[Make]:
     created: list[AbstractDCS] = []
+    default = server
 
-    def factory(name: str = "a", ttl: int = 10, retry_timeout: float = 3, server: EtcdServer | None = None,
+    def factory(name: str = "a", ttl: int = 10, retry_timeout: float = 3, server: Server | None = None,
                 scope_: str | None = None, namespace: str = NS, hosts: list[str] | None = None,
                 **kwargs: Any) -> AbstractDCS:
         if kind == "etcd3":
             from pg_ha.dcs.etcd3 import Etcd3 as cls
-        else:
+        elif kind == "etcd":
             from pg_ha.dcs.etcd import Etcd as cls  # type: ignore[assignment]
-        hosts = hosts or [(server or etcd_server).host_port]
+        else:
+            from pg_ha.dcs.zookeeper import ZooKeeper as cls  # type: ignore[assignment]
+        hosts = hosts or [(server or default).host_port]
         dcs = cls(namespace, scope_ or scope, name, ttl, retry_timeout, hosts, **kwargs)
         created.append(dcs)
         return dcs
@@ -62,7 +98,7 @@ def in_background(func: Callable[[], Any]) -> threading.Thread:
     return thread
 
 
-def test_key_layout(kind: str, scope: str, make: Make, etcd_server: EtcdServer) -> None:
+def test_key_layout(kind: str, scope: str, make: Make, server: Server) -> None:
     a = make("a")
     assert a.initialize(True, "7123456789")
     assert a.set_config_value(json.dumps({"ttl": 10, "loop_wait": 10}))
@@ -78,7 +114,7 @@ def test_key_layout(kind: str, scope: str, make: Make, etcd_server: EtcdServer) 
     assert a.write_status({"optime": 150, "slots": {"b": 140}})
     assert a.write_failsafe({"a": "http://a:8008/patroni"})
     base = f"{NS}/{scope}/"
-    raw = keys(etcd_server, kind, base)
+    raw = raw_keys(server, kind, base)
     assert set(raw) == {base + k for k in ("config", "initialize", "leader", "members/a", "optime/leader",
                                           "history", "sync", "failover", "status", "failsafe")}
     assert raw[base + "leader"] == "a"
@@ -88,14 +124,19 @@ def test_key_layout(kind: str, scope: str, make: Make, etcd_server: EtcdServer) 
     assert json.loads(raw[base + "failover"]) == {"leader": "a", "member": "b"}
     assert json.loads(raw[base + "status"]) == {"optime": 150, "slots": {"b": 140}}
     session_keys = {base + "leader", base + "members/a"}
-    if kind == "etcd3":  # leader and member ride on one lease, nothing else does
-        table = v3_keys(etcd_server, base)
+    if isinstance(server, ZooKeeperServer):  # leader and member: ephemerals of one session of ttl
+        owners = {k: stat.ephemeralOwner for k, (_, stat) in znodes(server, base).items()}
+        assert owners[base + "leader"] == owners[base + "members/a"] != 0
+        assert all(owners[k] == 0 for k in owners if k not in session_keys)
+        assert server.sessions()[owners[base + "leader"]] == 10000
+    elif kind == "etcd3":  # leader and member ride on one lease, nothing else does
+        table = v3_keys(server, base)
         leases = {k: v["lease"] for k, v in table.items()}
         assert leases[base + "leader"] == leases[base + "members/a"] != 0
         assert all(leases[k] == 0 for k in leases if k not in session_keys)
-        assert v3_lease_ttl(etcd_server, leases[base + "leader"])[0] == 10
+        assert v3_lease_ttl(server, leases[base + "leader"])[0] == 10
     else:  # the ttl sits on the keys themselves
-        table = v2_keys(etcd_server, base)
+        table = v2_keys(server, base)
         assert all(0 < table[k]["ttl"] <= 10 for k in session_keys)
         assert all(table[k]["ttl"] is None for k in table if k not in session_keys)
     cluster = a.get_cluster()
@@ -108,7 +149,7 @@ def test_key_layout(kind: str, scope: str, make: Make, etcd_server: EtcdServer) 
     assert cluster.status == {"optime": 150, "slots": {"b": 140}}
     assert cluster.failsafe == {"a": "http://a:8008/patroni"}
     assert a.delete_cluster()
-    assert keys(etcd_server, kind, base) == {}
+    assert raw_keys(server, kind, base) == {}
     assert a.get_cluster().members == ()
 
 
@@ -158,18 +199,52 @@ def test_leader_acquire_refresh_cas(make: Make) -> None:
     assert not a.update_leader(leader, None)
 
 
-def test_leader_and_member_expire_with_session(make: Make) -> None:
+# A process holding the lock through the ZooKeeper backend until it is killed
+HOLDER = """
+import sys, time
+from pg_ha.dcs.zookeeper import ZooKeeper
+dcs = ZooKeeper(sys.argv[2], sys.argv[3], "a", int(sys.argv[4]), 3, [sys.argv[1]])
+assert dcs.touch_member({"state": "running"}) and dcs.attempt_to_acquire_leader()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def hold_until_killed(server: Server, scope: str, ttl: int, b: AbstractDCS) -> float:
+    """ZooKeeper: the session is the lease. It lasts, without refreshes, as long as its
+    process lives; kill -9 it and return when. The leader key must go ttl after that."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, server.host_port, NS, scope, str(ttl)],
+                              stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ready"
+        started = time.monotonic()
+        while time.monotonic() - started < 2 * ttl:
+            cluster = b.get_cluster()
+            assert cluster.leader is not None and cluster.leader.name == "a"
+            b.watch(0.5)
+        os.kill(holder.pid, signal.SIGKILL)
+        return time.monotonic()
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+
+
+def test_leader_and_member_expire_with_session(kind: str, scope: str, server: Server, make: Make) -> None:
     ttl = 3
     a, b = make("a", ttl=ttl), make("b", ttl=ttl)
-    assert a.touch_member({"state": "running"}) and a.attempt_to_acquire_leader()
-    acquired = time.monotonic()
-    # refreshed, the lock outlives several ttls
-    while time.monotonic() - acquired < 2 * ttl:
-        cluster = b.get_cluster()
-        assert cluster.leader is not None and cluster.leader.name == "a"
-        assert a.update_leader(cluster.leader, None) and a.touch_member({"state": "running"})
-        b.watch(0.5)  # paces the loop (returns early only on leader/failover changes)
-    refreshed = time.monotonic()
+    if kind == "zookeeper":
+        refreshed = hold_until_killed(server, scope, ttl, b)
+    else:
+        assert a.touch_member({"state": "running"}) and a.attempt_to_acquire_leader()
+        acquired = time.monotonic()
+        # refreshed, the lock outlives several ttls
+        while time.monotonic() - acquired < 2 * ttl:
+            cluster = b.get_cluster()
+            assert cluster.leader is not None and cluster.leader.name == "a"
+            assert a.update_leader(cluster.leader, None) and a.touch_member({"state": "running"})
+            b.watch(0.5)  # paces the loop (returns early only on leader/failover changes)
+        refreshed = time.monotonic()
     wait_for(lambda: b.get_cluster().leader is None, ttl + 5, "the leader key to expire")
     assert time.monotonic() - refreshed >= ttl - 1.5  # not before its ttl
     wait_for(lambda: b.get_cluster().get_member("a") is None, 5, "the member key to expire")
@@ -179,18 +254,20 @@ def test_leader_and_member_expire_with_session(make: Make) -> None:
     assert not a.update_leader(leader, None)
 
 
-def test_close_releases_session(make: Make) -> None:
+def test_close_releases_session(kind: str, make: Make) -> None:
     a, b = make("a"), make("b")
     assert a.touch_member({}) and a.attempt_to_acquire_leader()
     a.watch(0.01)  # starts the watcher thread
     a.close()
     cluster = b.get_cluster()
     assert cluster.leader is None and cluster.members == ()
-    watcher = a._watcher  # type: ignore[attr-defined]
-    assert watcher is None
+    if kind == "zookeeper":  # no watcher thread: kazoo's session is what close() ends
+        assert a._session is None  # type: ignore[attr-defined]
+    else:
+        assert a._watcher is None  # type: ignore[attr-defined]
 
 
-def test_ttl_change_moves_session(kind: str, scope: str, make: Make, etcd_server: EtcdServer) -> None:
+def test_ttl_change_moves_session(kind: str, scope: str, make: Make, server: Server) -> None:
     a = make("a", ttl=10)
     assert a.touch_member({}) and a.attempt_to_acquire_leader()
     a.set_ttl(20)
@@ -198,13 +275,19 @@ def test_ttl_change_moves_session(kind: str, scope: str, make: Make, etcd_server
     assert leader is not None
     assert a.update_leader(leader, None) and a.touch_member({})
     base = f"{NS}/{scope}/"
-    if kind == "etcd3":
-        table = v3_keys(etcd_server, base)
+    if isinstance(server, ZooKeeperServer):
+        owners = {k: stat.ephemeralOwner for k, (_, stat) in znodes(server, base).items()}
+        session = owners[base + "leader"]
+        assert session == owners[base + "members/a"] == a.get_cluster().leader.session  # type: ignore[union-attr]
+        assert server.sessions()[session] == 20000
+        assert a.get_cluster().get_member("a") is not None
+    elif kind == "etcd3":
+        table = v3_keys(server, base)
         lease = table[base + "leader"]["lease"]
         assert lease == table[base + "members/a"]["lease"] == a.get_cluster().leader.session  # type: ignore[union-attr]
-        assert v3_lease_ttl(etcd_server, lease)[0] == 20
+        assert v3_lease_ttl(server, lease)[0] == 20
     else:
-        table = v2_keys(etcd_server, base)
+        table = v2_keys(server, base)
         assert table[base + "leader"]["ttl"] > 10 and table[base + "members/a"]["ttl"] > 10
 
 
@@ -317,13 +400,13 @@ def test_watch(make: Make) -> None:
     assert b.watch(10) and time.monotonic() - started < 1.0
 
 
-def test_dcs_error_when_etcd_paused(own_etcd: EtcdServer, make: Make) -> None:
+def test_dcs_error_when_etcd_paused(own_server: Server, make: Make) -> None:
     retry_timeout = 2.0
-    a = make("a", server=own_etcd, retry_timeout=retry_timeout)
+    a = make("a", server=own_server, retry_timeout=retry_timeout)
     assert a.touch_member({}) and a.attempt_to_acquire_leader()
     a.get_cluster()
     a.watch(0.01)
-    own_etcd.pause()
+    own_server.pause()
     try:
         for call in (a.get_cluster, lambda: a.touch_member({}), a.attempt_to_acquire_leader,
                      lambda: a.set_config_value("{}", 1)):
@@ -335,26 +418,26 @@ def test_dcs_error_when_etcd_paused(own_etcd: EtcdServer, make: Make) -> None:
         assert a.watch(0.5) is False  # never raises
         assert time.monotonic() - started < 1.5
     finally:
-        own_etcd.resume()
+        own_server.resume()
     cluster = wait_for(a.get_cluster, 10, "etcd to answer again")
     assert cluster.leader is not None and cluster.leader.name == "a"
 
 
-def test_dcs_error_when_stopped_and_reconnect(own_etcd: EtcdServer, make: Make) -> None:
+def test_dcs_error_when_stopped_and_reconnect(own_server: Server, make: Make) -> None:
     retry_timeout = 2.0
-    a = make("a", server=own_etcd, retry_timeout=retry_timeout, ttl=30)
-    b = make("b", server=own_etcd, retry_timeout=retry_timeout, ttl=30)
+    a = make("a", server=own_server, retry_timeout=retry_timeout, ttl=30)
+    b = make("b", server=own_server, retry_timeout=retry_timeout, ttl=30)
     assert a.touch_member({}) and a.attempt_to_acquire_leader()
     leader = b.get_cluster().leader
     assert not b.watch(0.2)  # watcher running
-    own_etcd.stop()
+    own_server.stop()
     started = time.monotonic()
     with pytest.raises(DCSError):
         b.get_cluster()
     assert time.monotonic() - started < retry_timeout + 1.5
     with pytest.raises(DCSError):
         a.update_leader(leader, 1)  # type: ignore[arg-type]
-    own_etcd.start()
+    own_server.start()
     cluster = wait_for(b.get_cluster, 10, "etcd to answer after the restart")
     assert cluster.leader is not None and cluster.leader.name == "a"
     assert a.update_leader(cluster.leader, 2) and a.touch_member({})
@@ -366,7 +449,7 @@ def test_dcs_error_when_stopped_and_reconnect(own_etcd: EtcdServer, make: Make) 
     assert time.monotonic() - started < 10
 
 
-def test_garbage_values_parse(kind: str, scope: str, make: Make, etcd_server: EtcdServer) -> None:
+def test_garbage_values_parse(kind: str, scope: str, make: Make, server: Server) -> None:
     base = f"{NS}/{scope}/"
     garbage = {
         "config": "not json {", "initialize": "", "leader": "", "optime/leader": "abc",
@@ -375,13 +458,15 @@ def test_garbage_values_parse(kind: str, scope: str, make: Make, etcd_server: Et
         "members/z": '{"xlog_location": "lots", "tags": [1], "timeline": "one", "state": null}',
         "members/": "nameless", "members/deep/er": "{}", "unknown": "whatever",
     }
-    if kind == "etcd":
-        del garbage["members/"]  # v2 would make `members` a file
+    if kind != "etcd3":
+        del garbage["members/"]  # v2 would make `members` a file; not a znode path
     for key, value in garbage.items():
-        put(etcd_server, kind, base + key, value)
+        raw_put(server, kind, base + key, value)
     if kind == "etcd3":  # bytes that are not UTF-8, deep nesting
-        v3_post(etcd_server, "/v3/kv/put", {"key": b64(base + "members/w"), "value": b64(b"\xff\xfe{")})
-    put(etcd_server, kind, base + "members/v", "[" * 100000 + "]" * 100000)
+        v3_post(server, "/v3/kv/put", {"key": b64(base + "members/w"), "value": b64(b"\xff\xfe{")})
+    elif isinstance(server, ZooKeeperServer):
+        zk_put(server, base + "members/w", b"\xff\xfe{")
+    raw_put(server, kind, base + "members/v", "[" * 100000 + "]" * 100000)
     cluster = make("a").get_cluster()
     assert cluster.config is not None and cluster.config.data == {}
     assert cluster.initialize == "" and cluster.last_lsn == 0
@@ -395,7 +480,17 @@ def test_garbage_values_parse(kind: str, scope: str, make: Make, etcd_server: Et
     assert all(m.data == {} for m in cluster.members if m.name != "z")
 
 
-def test_second_scope_invisible(kind: str, scope: str, make: Make, etcd_server: EtcdServer) -> None:
+def _settle(dcs: AbstractDCS, deadline_s: float = 10.0) -> None:
+    """Read the cluster until no wake-up is pending: a backend may deliver the event of the
+    client's own write (ZooKeeper's callback thread) after the read that already saw it."""
+    deadline = time.monotonic() + deadline_s
+    dcs.get_cluster()
+    while dcs.watch(0.3):
+        assert time.monotonic() < deadline, "the watch never went quiet"
+        dcs.get_cluster()
+
+
+def test_second_scope_invisible(kind: str, scope: str, make: Make) -> None:
     a = make("a")
     other = make("a", scope_=scope + "2")  # a prefix of it: /service/<scope>2/
     elsewhere = make("a", namespace="/other")  # same scope, other namespace
@@ -406,7 +501,7 @@ def test_second_scope_invisible(kind: str, scope: str, make: Make, etcd_server: 
     assert cluster.initialize is None and cluster.leader is None and cluster.members == ()
     assert cluster.config is None and cluster.failover is None
     assert a.initialize(True, "2") and a.attempt_to_acquire_leader()  # no conflict with the others
-    a.get_cluster()
+    _settle(a)  # the wake-up for its own leader key may come after the read that saw it
     assert not a.watch(0.3)
     assert other.set_failover_value("") and other.delete_leader(None)
     assert not a.watch(0.5)  # their events are not ours
@@ -414,9 +509,9 @@ def test_second_scope_invisible(kind: str, scope: str, make: Make, etcd_server: 
     assert other.get_cluster().initialize == "1" and elsewhere.get_cluster().leader is not None
 
 
-def test_multiple_hosts(make: Make, etcd_server: EtcdServer) -> None:
+def test_multiple_hosts(make: Make, server: Server) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    a = make("a", hosts=[dead, etcd_server.host_port], retry_timeout=5)
+    a = make("a", hosts=[dead, server.host_port], retry_timeout=5)
     assert a.touch_member({}) and a.attempt_to_acquire_leader()
     started = time.monotonic()
     for _ in range(5):
@@ -426,6 +521,7 @@ def test_multiple_hosts(make: Make, etcd_server: EtcdServer) -> None:
         make("b", hosts=[dead], retry_timeout=1).get_cluster()
 
 
+@pytest.mark.parametrize("kind", ["etcd3", "etcd"])
 def test_tls_client_certificates(kind: str, scope: str, make: Make) -> None:
     with EtcdServer(name="tls", tls=True) as server:
         tls = {"protocol": "https", "cacert": server.cacert, "cert": server.client_cert[0],
@@ -445,6 +541,7 @@ def test_tls_client_certificates(kind: str, scope: str, make: Make) -> None:
             dcs.close()
 
 
+@pytest.mark.parametrize("kind", ["etcd3", "etcd"])
 def test_authentication(kind: str, own_etcd: EtcdServer, make: Make) -> None:
     enable_auth(own_etcd, kind, "s3cret")
     a = make("a", server=own_etcd, username="root", password="s3cret")
@@ -465,17 +562,19 @@ def test_authentication(kind: str, own_etcd: EtcdServer, make: Make) -> None:
         assert time.monotonic() - started < 3.5
 
 
-def test_watch_behind_history(kind: str, own_etcd: EtcdServer, make: Make) -> None:
+def test_watch_behind_history(kind: str, own_server: Server, make: Make) -> None:
     """Events compacted (v3) / pushed out of the 1000-event history (v2) before the watcher
-    read them: watch() must still wake up (the caller re-reads), not miss the change."""
-    a, b = make("a", server=own_etcd), make("b", server=own_etcd)
+    read them: watch() must still wake up (the caller re-reads), not miss the change. ZooKeeper
+    keeps no event history: the watch set by the snapshot's read delivers the change."""
+    a, b = make("a", server=own_server), make("b", server=own_server)
     assert a.attempt_to_acquire_leader()
     leader = b.get_cluster().leader  # b's snapshot; b's watcher not started yet
     assert a.delete_leader(leader)
+    own_etcd = own_server
     if kind == "etcd3":
         revision = int(v3_post(own_etcd, "/v3/kv/range", {"key": b64("x")})["header"]["revision"])
         v3_post(own_etcd, "/v3/kv/compaction", {"revision": str(revision), "physical": True})
-    else:
+    elif kind == "etcd":
         for i in range(1100):
             put(own_etcd, kind, f"/filler/{i % 10}", str(i))
     started = time.monotonic()
@@ -531,3 +630,31 @@ def test_etcd3_keeps_connections_alive(tls: bool, scope: str, monkeypatch: pytes
             assert len(connects) == 0
         finally:
             dcs.close()
+
+
+@pytest.mark.parametrize("kind", ["zookeeper"])
+def test_zookeeper_auth_data(kind: str, scope: str, make: Make, zk_server: ZooKeeperServer) -> None:
+    """auth_data as Patroni passes it (add_auth): an operator protects the scope with a digest
+    ACL; members with the credential work (and are woken), others get a DCSError in time."""
+    from kazoo.security import make_digest_acl
+
+    admin = zk_server.client(auth_data=[("digest", "root:s3cret")])
+    try:
+        admin.create(f"{NS}/{scope}", b"", acl=[make_digest_acl("root", "s3cret", all=True)], makepath=True)
+    finally:
+        admin.stop()
+        admin.close()
+    auth = {"auth_data": (("digest", "root:s3cret"),)}
+    a, b = make("a", **auth), make("b", **auth)
+    assert a.touch_member({}) and a.attempt_to_acquire_leader()
+    leader = b.get_cluster().leader
+    assert leader is not None and leader.name == "a"
+    started = time.monotonic()
+    in_background(lambda: a.delete_leader(leader))
+    assert b.watch(10) and time.monotonic() - started < 1.0
+    for creds in ({}, {"auth_data": (("digest", "root:wrong"),)}):
+        started = time.monotonic()
+        with pytest.raises(DCSError):
+            make("c", retry_timeout=2, **creds).get_cluster()
+        assert time.monotonic() - started < 3.5
+    assert a.delete_cluster()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster
+from tests.harness.cluster import Member, TestCluster, running_cluster
 from tests.harness.common import wait_for
 from tests.harness.etcd import b64, keys, put, v3_post
 
@@ -20,15 +20,8 @@ PREFIX = f"/service/{SCOPE}/"
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, size=2, dcs_kind="etcd3")
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
-        c.start()
-        c.wait_healthy(180)
+    with running_cluster(etcd_server, SCOPE, size=2, healthy=180) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def etcd_value(c: TestCluster, key: str) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, wait_writable
+from tests.harness.cluster import Member, TestCluster, running_cluster, wait_writable
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -16,13 +16,8 @@ SCOPE = "prio"
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3",
-                    tags={f"{SCOPE}-pg2": {"failover_priority": 2}})
-    try:
+    with running_cluster(etcd_server, SCOPE, tags={f"{SCOPE}-pg2": {"failover_priority": 2}}, start=False) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def caught_up(leader: Member, replicas: list[Member]) -> bool:

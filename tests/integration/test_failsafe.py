@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster
+from tests.harness.cluster import Member, TestCluster, running_cluster
 from tests.harness.common import wait_for
 from tests.harness.etcd import EtcdServer, v3_keys, v3_lease_ttl
 from tests.harness.etcd import keys as etcd_keys
@@ -38,13 +38,8 @@ def etcd() -> Iterator[EtcdServer]:
 
 @pytest.fixture(scope="module")
 def cluster(etcd: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd.host_port, scope=SCOPE, dcs_kind="etcd3", dynamic={"failsafe_mode": True})
-    try:
-        c.start()
+    with running_cluster(etcd, SCOPE, dynamic={"failsafe_mode": True}, log_tail=30000) as c:
         yield c
-    finally:
-        print(c.logs()[-30000:])
-        c.cleanup()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -217,29 +212,24 @@ def test_failsafe_off_etcd_frozen_primary_demotes(cluster: TestCluster, etcd: Et
 
 def test_etcd_v2_backend_frozen_primary_stays_read_write() -> None:
     """(a) once more on the etcd v2 API (python-etcd backend): same outcome."""
-    with EtcdServer(name="failsafe-v2") as etcd2:
-        c = TestCluster(etcd2.host_port, scope=SCOPE, dcs_kind="etcd", dynamic={"failsafe_mode": True})
+    with (EtcdServer(name="failsafe-v2") as etcd2,
+          running_cluster(etcd2, SCOPE, dcs_kind="etcd", dynamic={"failsafe_mode": True}) as c):
+        leader = c.wait_healthy(180)
+        wait_for(lambda: len(json.loads(etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/")
+                                        .get(f"/service/{SCOPE}/failsafe") or "{}")) == 3,
+                 60, "the failsafe key (v2)")
+        replicas = [m for m in c.members if m is not leader]
+        before = len(leader.log())
+        etcd2.pause()
         try:
-            c.start()
-            leader = c.wait_healthy(180)
-            wait_for(lambda: len(json.loads(etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/")
-                                            .get(f"/service/{SCOPE}/failsafe") or "{}")) == 3,
-                     60, "the failsafe key (v2)")
-            replicas = [m for m in c.members if m is not leader]
-            before = len(leader.log())
-            etcd2.pause()
-            try:
-                samples = observe(c, TTL + 5)
-                write(leader, "v2: written during the outage")
-            finally:
-                etcd2.resume()
-            assert CONTINUE in leader.log()[before:]
-            for sample in samples:
-                assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
-            wait_for(lambda: etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader")
-                     == leader.name, 60, "the leader key (v2) held by the same member")
-            for sample in observe(c, 7):
-                assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
+            samples = observe(c, TTL + 5)
+            write(leader, "v2: written during the outage")
         finally:
-            print(c.logs()[-20000:])
-            c.cleanup()
+            etcd2.resume()
+        assert CONTINUE in leader.log()[before:]
+        for sample in samples:
+            assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
+        wait_for(lambda: etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader")
+                 == leader.name, 60, "the leader key (v2) held by the same member")
+        for sample in observe(c, 7):
+            assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample

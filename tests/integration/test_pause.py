@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, wait_writable
+from tests.harness.cluster import Member, TestCluster, running_cluster, wait_writable
 from tests.harness.common import kill_postmaster, pid_alive, wait_for
 from tests.harness.etcd import scope_key
 
@@ -20,14 +20,8 @@ TTL = 10  # the harness' bootstrap.dcs ttl
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3")
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
-        c.start()
+    with running_cluster(etcd_server, SCOPE) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def leader_key(c: TestCluster) -> str | None:
@@ -67,6 +61,8 @@ def test_crashed_postgres_is_not_restarted_in_pause(cluster: TestCluster) -> Non
     mark = len(leader.log())
     kill_postmaster(leader.data_dir)
     wait_for(lambda: "PAUSE: postgres is not running" in leader.log()[mark:], 60, "the PAUSE: log line")
+    # as Patroni: in maintenance mode a dead postmaster is "stopped", not "crashed"
+    wait_for(lambda: leader.api("/patroni")[1].get("state") == "stopped", 30, "state stopped in GET /patroni")
 
     def nothing_happens() -> bool:
         return not postmaster_alive(leader) and primaries(cluster) == [] and leader_key(cluster) == leader.name

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import REPO, SYSTEM_PYTHON, kill_group, wait_for
 from tests.harness.etcd import scope_key
 from tests.harness.writes import AckedWriter
@@ -25,15 +25,8 @@ SCOPE = "quorum"
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3",
-                    dynamic={"synchronous_mode": "quorum", "synchronous_node_count": 1})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
-        c.start()
+    with running_cluster(etcd_server, SCOPE, dynamic={"synchronous_mode": "quorum", "synchronous_node_count": 1}) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def sync_key(c: TestCluster) -> dict | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, member_config, wait_writable
+from tests.harness.cluster import Member, TestCluster, member_config, running_cluster, wait_writable
 from tests.harness.common import PG_BIN, free_port, kill_postmaster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,14 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="recovery", dcs_kind="etcd3")
-    try:
-        c.start()
-        c.wait_healthy(timeout=150)
+    with running_cluster(etcd_server, "recovery", healthy=150) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def postmaster_start(m: Member) -> str:
@@ -65,6 +59,7 @@ def test_failed_rewind_falls_back_to_a_fresh_basebackup(cluster: TestCluster) ->
     old.sql("CREATE TABLE diverged_write()")
     # pg_rewind will fail: its user cannot log in
     old.config["postgresql"]["authentication"]["rewind"] = {"username": "no_such_rewinder", "password": "x"}
+    old.config["postgresql"]["remove_data_directory_on_rewind_failure"] = True  # off by default, as in Patroni
     old.write_config()
     old.start()
     wait_for(old.is_streaming_replica, 180, f"{old.name} to be re-cloned and stream from {new.name}")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -16,15 +16,10 @@ SLOTS = {"archiver": {"type": "physical"},
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="slots", size=2, dcs_kind="etcd3",
-                    dynamic={"slots": SLOTS, "postgresql": {"use_pg_rewind": True, "use_slots": True,
-                                                            "parameters": {"wal_level": "logical"}}})
-    try:
-        c.start()
+    with running_cluster(etcd_server, "slots", size=2,
+                         dynamic={"slots": SLOTS, "postgresql": {"use_pg_rewind": True, "use_slots": True,
+                                                                 "parameters": {"wal_level": "logical"}}}) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def slots(m) -> set[tuple[str, str]]:

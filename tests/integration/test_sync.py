@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import TestCluster
+from tests.harness.cluster import TestCluster, running_cluster
 from tests.harness.common import wait_for
 from tests.harness.etcd import scope_key
 from tests.harness.writes import AckedWriter
@@ -19,15 +19,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="syncstrict", dcs_kind="etcd3",
-                    dynamic={"synchronous_mode": True, "synchronous_mode_strict": True})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
-        c.start()
+    with running_cluster(etcd_server, "syncstrict",
+                         dynamic={"synchronous_mode": True, "synchronous_mode_strict": True}) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def sync_key(c: TestCluster) -> dict | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import TestCluster, wait_writable
+from tests.harness.cluster import TestCluster, running_cluster, wait_writable
 from tests.harness.common import wait_for
 from tests.harness.etcd import keys as etcd_keys
 
@@ -38,14 +38,9 @@ def leader_optime(c: TestCluster) -> int:
 @pytest.fixture
 def nosync_cluster(etcd_server) -> Iterator[TestCluster]:
     scope = "nosynctag"
-    c = TestCluster(etcd_server.host_port, scope=scope, dcs_kind="etcd3",
-                    dynamic={"synchronous_mode": True}, tags={f"{scope}-pg1": {"nosync": True}})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
+    with running_cluster(etcd_server, scope, start=False, dynamic={"synchronous_mode": True},
+                         tags={f"{scope}-pg1": {"nosync": True}}) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def test_nosync_replica_is_never_the_synchronous_standby(nosync_cluster: TestCluster) -> None:
@@ -74,21 +69,18 @@ def test_nosync_replica_is_never_the_synchronous_standby(nosync_cluster: TestClu
 
 @pytest.fixture
 def lag_cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="laglimit", size=2, dcs_kind="etcd3",
-                    dynamic={"maximum_lag_on_failover": MAX_LAG})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    stopped: list[int] = []
-    c.stopped_pids = stopped  # type: ignore[attr-defined]
-    try:
-        yield c
-    finally:
-        for pid in stopped:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        print(c.logs()[-20000:])
-        c.cleanup()
+    with running_cluster(etcd_server, "laglimit", size=2, start=False,
+                         dynamic={"maximum_lag_on_failover": MAX_LAG}) as c:
+        stopped: list[int] = []
+        c.stopped_pids = stopped  # type: ignore[attr-defined]
+        try:
+            yield c
+        finally:
+            for pid in stopped:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
 
 
 def test_replica_lagging_beyond_maximum_lag_does_not_promote(lag_cluster: TestCluster) -> None:
@@ -124,14 +116,9 @@ def test_replica_lagging_beyond_maximum_lag_does_not_promote(lag_cluster: TestCl
 
 @pytest.fixture
 def timeline_cluster(etcd_server) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope="tlcheck", dcs_kind="etcd3",
-                    dynamic={"check_timeline": True, "maximum_lag_on_failover": 64 * MAX_LAG})
-    c.etcd = etcd_server  # type: ignore[attr-defined]
-    try:
+    with running_cluster(etcd_server, "tlcheck", start=False,
+                         dynamic={"check_timeline": True, "maximum_lag_on_failover": 64 * MAX_LAG}) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def history_lines(c: TestCluster) -> list:

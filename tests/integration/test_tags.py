@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import TestCluster, wait_writable
+from tests.harness.cluster import TestCluster, running_cluster, wait_writable
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -17,12 +17,8 @@ SCOPE = "tagged"
 def cluster(etcd_server) -> Iterator[TestCluster]:
     tags = {f"{SCOPE}-pg1": {"clonefrom": True},
             f"{SCOPE}-pg2": {"replicatefrom": f"{SCOPE}-pg1", "nofailover": True, "noloadbalance": True}}
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3", tags=tags)
-    try:
+    with running_cluster(etcd_server, SCOPE, tags=tags, start=False) as c:
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def sender_port(member) -> int | None:

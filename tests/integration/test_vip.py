@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster, wait_writable
+from tests.harness.cluster import Member, TestCluster, running_cluster, wait_writable
 from tests.harness.common import wait_for
 
 pytestmark = pytest.mark.integration
@@ -107,25 +107,23 @@ class Watcher:
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server) -> Iterator[tuple[TestCluster, dict[str, ArpSniffer]]]:
-    c = TestCluster(etcd_server.host_port, scope=SCOPE, dcs_kind="etcd3")
-    assert holders() == set(), f"{VIP} is already configured on this machine"
     links: list[str] = []
     sniffers: dict[str, ArpSniffer] = {}
     try:
-        for i, m in enumerate(c.members):
-            name = f"pgv{os.getpid() % 100000}{i}"
-            ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-            links.append(name)
-            ip("link", "set", name, "up")
-            ip("link", "set", f"{name}p", "up")
-            sniffers[m.name] = ArpSniffer(f"{name}p")
-            m.config["vip"] = {"address": VIP, "interface": name}
-            m.write_config()
-            m.ambient_caps = ("net_admin", "net_raw")
-        yield c, sniffers
+        with running_cluster(etcd_server, SCOPE, start=False) as c:
+            assert holders() == set(), f"{VIP} is already configured on this machine"
+            for i, m in enumerate(c.members):
+                name = f"pgv{os.getpid() % 100000}{i}"
+                ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+                links.append(name)
+                ip("link", "set", name, "up")
+                ip("link", "set", f"{name}p", "up")
+                sniffers[m.name] = ArpSniffer(f"{name}p")
+                m.config["vip"] = {"address": VIP, "interface": name}
+                m.write_config()
+                m.ambient_caps = ("net_admin", "net_raw")
+            yield c, sniffers
     finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
         for s in sniffers.values():
             s.sock.close()
         for name in links:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import Member, TestCluster
+from tests.harness.cluster import Member, TestCluster, running_cluster
 from tests.harness.common import pid_alive, wait_for
 from tests.harness.etcd import EtcdServer, v3_post
 
@@ -72,23 +72,21 @@ def with_watchdog(c: TestCluster, watchdog: dict[str, object], names: tuple[str,
 
 @pytest.fixture
 def fenced_cluster(etcd_server: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=f"wdfence{next(_scopes)}", dcs_kind="etcd3",
-                    dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3})
-    with_watchdog(c, {"mode": "required", "driver": "testing", "safety_margin": SAFETY_MARGIN})
-    try:
-        yield c
-    finally:
-        for m in c.members:  # never leave a daemon stopped: its cleanup would hang
-            if m.proc is not None and m.proc.poll() is None:
-                os.kill(m.proc.pid, signal.SIGCONT)
-        print(c.logs()[-30000:])
-        c.cleanup()
-        # a fencing process outlives an unclean daemon exit by design (as a hardware watchdog
-        # would): make sure none is left behind
-        for m in c.members:
-            for pid in fence_pids(m):
-                os.kill(pid, signal.SIGKILL)
-            wait_for(lambda m=m: not fence_pids(m), 10, f"no fencing process left for {m.name}")
+    with running_cluster(etcd_server, f"wdfence{next(_scopes)}", start=False, log_tail=30000,
+                         dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3}) as c:
+        with_watchdog(c, {"mode": "required", "driver": "testing", "safety_margin": SAFETY_MARGIN})
+        try:
+            yield c
+        finally:
+            for m in c.members:  # never leave a daemon stopped: its cleanup would hang
+                if m.proc is not None and m.proc.poll() is None:
+                    os.kill(m.proc.pid, signal.SIGCONT)
+    # a fencing process outlives an unclean daemon exit by design (as a hardware watchdog
+    # would): make sure none is left behind
+    for m in c.members:
+        for pid in fence_pids(m):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda m=m: not fence_pids(m), 10, f"no fencing process left for {m.name}")
 
 
 def test_frozen_leader_is_fenced_before_another_member_is_promoted(fenced_cluster: TestCluster,
@@ -157,14 +155,10 @@ def test_frozen_leader_is_fenced_before_another_member_is_promoted(fenced_cluste
 
 @pytest.fixture
 def unusable_cluster(etcd_server: EtcdServer) -> Iterator[TestCluster]:
-    c = TestCluster(etcd_server.host_port, scope=f"wdreq{next(_scopes)}", size=2, dcs_kind="etcd3",
-                    dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3})
-    with_watchdog(c, {"mode": "required", "device": str(c.root / "no-such-watchdog")}, names=(c.members[1].name,))
-    try:
+    with running_cluster(etcd_server, f"wdreq{next(_scopes)}", size=2, start=False,
+                         dynamic={"ttl": TTL, "loop_wait": 2, "retry_timeout": 3}) as c:
+        with_watchdog(c, {"mode": "required", "device": str(c.root / "no-such-watchdog")}, names=(c.members[1].name,))
         yield c
-    finally:
-        print(c.logs()[-20000:])
-        c.cleanup()
 
 
 def test_required_without_usable_device_never_becomes_leader(unusable_cluster: TestCluster,

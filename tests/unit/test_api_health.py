@@ -93,7 +93,7 @@ CASES = [
                          ids=[case[0] for case in CASES])
 def test_health_paths(case: str, status: dict[str, Any], snapshot: Cluster | None, config: Any,
                       expected: dict[str, int]) -> None:
-    got = {path: health_status(path, {}, status, snapshot, config)[0] for path in expected}
+    got = {path: health_status(path, {}, status, snapshot, config, lease_ahead=True)[0] for path in expected}
     assert got == expected
 
 
@@ -112,8 +112,8 @@ LAG_CASES = [
 @pytest.mark.parametrize(("query", "code"), LAG_CASES)
 def test_replica_lag_filter(query: dict[str, str], code: int) -> None:
     # leader at 100MB, this replica replayed 80MB: 20MB behind
-    assert health_status("/replica", query, LAGGING, cluster("pg1"), CONFIG)[0] == code
-    assert health_status("/async", query, LAGGING, cluster("pg1"), CONFIG)[0] == code
+    assert health_status("/replica", query, LAGGING, cluster("pg1"), CONFIG, lease_ahead=True)[0] == code
+    assert health_status("/async", query, LAGGING, cluster("pg1"), CONFIG, lease_ahead=True)[0] == code
 
 
 def test_replica_lag_values() -> None:
@@ -145,20 +145,21 @@ def test_tags_match(query: dict[str, str], matches: bool) -> None:
 
 def test_tag_filters_apply_to_replica_but_not_primary() -> None:
     config = make_config("pg0", tags={"dc": "east"})
-    assert health_status("/replica", {"tag_dc": "east"}, REPLICA, cluster("pg1"), config)[0] == 200
-    assert health_status("/replica", {"tag_dc": "west"}, REPLICA, cluster("pg1"), config)[0] == 503
-    assert health_status("/read-only", {"tag_dc": "west"}, PRIMARY, cluster("pg0"), config)[0] == 503
-    assert health_status("/primary", {"tag_dc": "west"}, PRIMARY, cluster("pg0"), config)[0] == 200
+    assert health_status("/replica", {"tag_dc": "east"}, REPLICA, cluster("pg1"), config, lease_ahead=True)[0] == 200
+    assert health_status("/replica", {"tag_dc": "west"}, REPLICA, cluster("pg1"), config, lease_ahead=True)[0] == 503
+    assert health_status("/read-only", {"tag_dc": "west"}, PRIMARY, cluster("pg0"), config, lease_ahead=True)[0] == 503
+    assert health_status("/primary", {"tag_dc": "west"}, PRIMARY, cluster("pg0"), config, lease_ahead=True)[0] == 200
 
 
 def test_replication_state_filter() -> None:
-    assert health_status("/replica", {"replication_state": "streaming"}, REPLICA, cluster("pg1"), CONFIG)[0] == 200
+    assert health_status("/replica", {"replication_state": "streaming"}, REPLICA, cluster("pg1"), CONFIG,
+                         lease_ahead=True)[0] == 200
     assert health_status("/replica", {"replication_state": "in archive recovery"}, REPLICA, cluster("pg1"),
-                         CONFIG)[0] == 503
+                         CONFIG, lease_ahead=True)[0] == 503
 
 
 def test_body_is_the_status() -> None:
-    code, body = health_status("/replica", {}, REPLICA, cluster("pg1"), CONFIG)
+    code, body = health_status("/replica", {}, REPLICA, cluster("pg1"), CONFIG, lease_ahead=True)
     assert code == 200 and body == REPLICA
 
 

@@ -39,10 +39,12 @@ def test_seeds_demo_config_loads() -> None:
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda c: c["bootstrap"]["dcs"].update(ttl=5), "bootstrap.dcs.ttl: ttl (5) must be >= loop_wait (10)"),
+    # a ttl below Patroni's minimum is raised to it (test_timing_adjusted_as_patroni); one no
+    # etcd lease can hold is refused
+    (lambda c: c["bootstrap"]["dcs"].update(ttl=10 ** 31), "bootstrap.dcs.ttl: must be <= 1000000000"),
     (lambda c: c["bootstrap"]["dcs"].update(loop_wait="often"), "bootstrap.dcs.loop_wait: expected int"),
     (lambda c: c["postgresql"].pop("data_dir"), "postgresql.data_dir: missing"),
-    (lambda c: c.update(zookeeper={"hosts": ["x"]}) or c.pop("etcd"), "zookeeper: DCS not supported"),
+    (lambda c: c.update(consul={"host": "x"}) or c.pop("etcd"), "consul: DCS not supported"),
     (lambda c: c.pop("etcd"), "etcd3: no DCS configured"),
     (lambda c: c.update(etcd3={"hosts": ["x:1"]}), "more than one DCS configured"),
     (lambda c: c["restapi"].update(listen="127.0.0.1:99999"), "restapi.listen: port out of range"),
@@ -116,10 +118,10 @@ def test_merge_dicts_null_deletes() -> None:
 
 def test_daemon_refuses_bad_config_exit_2(tmp_path: Path) -> None:
     raw = demo()
-    raw["bootstrap"]["dcs"]["ttl"] = 5
+    raw["bootstrap"]["dcs"]["ttl"] = "soon"  # a ttl of 5 is adjusted now (as Patroni does), a word is not
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run([sys.executable, "-m", "pg_ha", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "pg_ha", str(path)], capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(REPO / "plugins" / "module_utils"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -172,3 +174,81 @@ def test_member_slots_ttl_units(value: object, seconds: int) -> None:
 def test_member_slots_ttl_rejects_garbage() -> None:
     with pytest.raises(ConfigError, match="member_slots_ttl"):
         dynamic_from({"member_slots_ttl": "soon"})
+
+
+def test_remove_data_directory_options_default_false_as_patroni() -> None:
+    config, _ = build_config(demo(), environ={})
+    assert config.postgresql.remove_data_directory_on_rewind_failure is False
+    assert config.postgresql.remove_data_directory_on_diverged_timelines is False
+    raw = demo()
+    raw["postgresql"]["remove_data_directory_on_rewind_failure"] = True
+    config, _ = build_config(raw, environ={})
+    assert config.postgresql.remove_data_directory_on_rewind_failure is True
+
+
+def test_authentication_ssl_options() -> None:
+    raw = demo()
+    tls = {"sslmode": "verify-ca", "sslrootcert": "/c/ca.crt", "sslcert": "/c/u.crt", "sslkey": "/c/u.key"}
+    for role in ("superuser", "replication", "rewind"):
+        raw["postgresql"]["authentication"].setdefault(role, {"username": role}).update(tls)
+    raw["postgresql"]["authentication"]["replication"]["gssencmode"] = "disable"
+    config, _ = build_config(raw, environ={"PATRONI_REWIND_SSLMODE": "verify-full"})
+    pg = config.postgresql
+    assert pg.superuser.conn_options == tls
+    assert pg.replication.conn_options == {**tls, "gssencmode": "disable"}
+    assert pg.rewind is not None and pg.rewind.conn_options["sslmode"] == "verify-full"
+    raw["postgresql"]["authentication"]["superuser"]["sslmode"] = ["x"]
+    with pytest.raises(ConfigError, match="postgresql.authentication.superuser.sslmode"):
+        build_config(raw, environ={})
+
+
+def test_maximum_lag_on_syncnode() -> None:
+    assert dynamic_from({}, "config").maximum_lag_on_syncnode == -1
+    assert dynamic_from({"maximum_lag_on_syncnode": 15000000}, "config").maximum_lag_on_syncnode == 15000000
+    with pytest.raises(ConfigError, match="maximum_lag_on_syncnode"):
+        dynamic_from({"maximum_lag_on_syncnode": -5}, "config")
+
+
+@pytest.mark.parametrize("tags, nofailover, priority, warning", [
+    ({"failover_priority": "1", "nofailover": True}, True, 1,
+     "Conflicting configuration between nofailover: True and failover_priority: 1. Defaulting to nofailover: True"),
+    ({"failover_priority": "0", "nofailover": False}, False, 0,
+     "Conflicting configuration between nofailover: False and failover_priority: 0. Defaulting to nofailover: False"),
+    ({"failover_priority": "0"}, True, 0, None),
+    ({"failover_priority": 2}, False, 2, None),
+    ({"nofailover": True}, True, 1, None),
+    ({}, False, 1, None),
+])
+def test_nofailover_and_failover_priority_as_patroni(tags: dict, nofailover: bool, priority: int,
+                                                     warning: str | None) -> None:
+    """The nofailover tag, when given, wins over failover_priority (with Patroni's warning)."""
+    from pg_ha.core.model import Member
+
+    raw = demo()
+    raw["tags"] = dict(tags)
+    config, warnings = build_config(raw, environ={})
+    assert config.nofailover is nofailover and config.failover_priority == priority
+    assert [w for w in warnings if w.startswith("Conflicting")] == ([warning] if warning else [])
+    assert Member("m", 1, {"tags": config.tags}).nofailover is nofailover
+    assert config.tags.get("failover_priority") == tags.get("failover_priority")  # published as written
+
+
+def test_published_tags_as_patroni() -> None:
+    from pg_ha.core.status import published_tags
+
+    tags = {"failover_priority": "1", "nofailover": True, "noloadbalance": False, "clonefrom": False,
+            "nosync": False, "replicatefrom": "pg1"}
+    assert repr(published_tags(tags)) == "{'failover_priority': '1', 'nofailover': True, 'replicatefrom': 'pg1'}"
+    assert published_tags({"nofailover": False, "noloadbalance": False, "nostream": False}) == {}
+    assert published_tags({"failover_priority": "0", "nofailover": False}) == {"failover_priority": "0",
+                                                                              "nofailover": False}
+
+
+def test_permanent_slots_as_patroni_reads_them() -> None:
+    """`name: 0` (Patroni's acceptance suite) or `{}` is a physical slot; database + plugin
+    without a type is a logical one."""
+    slots = dynamic_from({"slots": {"test_physical": 0, "p2": {}, "l": {"database": "postgres",
+                                                                      "plugin": "test_decoding"}}},
+                         "config").slots
+    assert slots == {"test_physical": {"type": "physical"}, "p2": {"type": "physical"},
+                     "l": {"type": "logical", "database": "postgres", "plugin": "test_decoding"}}

@@ -107,7 +107,7 @@ def test_concurrent_change_is_an_error_not_a_lost_update(ctx: FakeCtx) -> None:
 
 def test_invalid_config_is_refused_before_writing(ctx: FakeCtx) -> None:
     writes = len(ctx.fake.writes)
-    for pairs in (["ttl=5"], ["loop_wait=soon"], ["postgresql.parameters=[1]"]):
+    for pairs in (["ttl=soon"], ["loop_wait=soon"], ["postgresql.parameters=[1]"]):
         with pytest.raises(CtlError, match="invalid, nothing changed"):
             run_edit(ctx, edit_args(kvpairs=pairs))
     assert len(ctx.fake.writes) == writes

@@ -15,7 +15,8 @@ from pg_ha.ctl.errors import CtlError, UsageError
 from pg_ha.ctl.prompt import parse_scheduled
 
 COMMANDS = ["list", "topology", "show-config", "edit-config", "switchover", "failover", "pause", "resume", "restart",
-            "reload", "reinit", "flush", "history", "query", "dsn", "remove", "version", "completion"]
+            "reload", "reinit", "flush", "history", "query", "dsn", "remove", "version", "demote-cluster",
+            "promote-cluster", "completion"]
 
 
 def parse(*argv: str):
@@ -96,7 +97,16 @@ def test_parse_dcs_url() -> None:
     assert (dcs.kind, dcs.hosts, namespace) == ("etcd", ("127.0.0.1:4001",), None)
     assert parse_dcs_url("127.0.0.1")[0].hosts == ("127.0.0.1:2379",)
     assert parse_dcs_url("https://h:2379")[0].protocol == "https"
-    for bad in ("zookeeper://h:2181", "etcd3://h:port"):
+    # zookeeper:// is accepted (as by patronictl), with 2181 as the default port, several hosts
+    dcs, namespace = parse_dcs_url("zookeeper://zk1:2182,zk2,[::1]:2183/db")
+    assert (dcs.kind, dcs.hosts, namespace) == ("zookeeper", ("zk1:2182", "zk2:2181", "[::1]:2183"), "/db")
+    assert parse_dcs_url("zookeeper://")[0].hosts == ("localhost:2181",)
+    assert parse_dcs_url("ZooKeeper://h")[0].kind == "zookeeper"
+    # no scheme: patronictl picks ZooKeeper by its port 2181, else etcd3 as before
+    assert (parse_dcs_url("10.0.0.5:2181")[0].kind, parse_dcs_url("10.0.0.5:2181")[0].hosts) == \
+        ("zookeeper", ("10.0.0.5:2181",))
+    assert parse_dcs_url("10.0.0.5:2379")[0].kind == "etcd3"
+    for bad in ("consul://h:8500", "etcd3://h:port", "zookeeper://h:port"):
         with pytest.raises(UsageError):
             parse_dcs_url(bad)
 
@@ -144,6 +154,32 @@ def test_ctl_file_with_only_a_dcs_section(tmp_path: Path) -> None:
         (None, "etcd", ("10.0.0.9:2379",), "/service/")
     assert (config.rest.username, config.rest.verify, config.dcs_timeout, config.superuser.username) == \
         ("u", False, 2, "postgres")
+
+
+def test_ctl_file_with_a_zookeeper_section(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.yaml"
+    path.write_text("scope: batman\nzookeeper:\n  hosts: ['10.0.0.1:2181', 10.0.0.2]\n")
+    config = load(str(path), environ={})
+    assert (config.scope, config.dcs.kind, config.dcs.hosts) == \
+        ("batman", "zookeeper", ("10.0.0.1:2181", "10.0.0.2:2181"))
+    assert config.dcs_config("batman").dcs.kind == "zookeeper"
+    from_env = load(str(path), environ={"PATRONI_ZOOKEEPER_HOSTS": "'zk9:2181','zk8:2182'"})
+    assert from_env.dcs.hosts == ("zk9:2181", "zk8:2182")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("zookeeper: {use_ssl: true}\n")
+    with pytest.raises(CtlError, match="zookeeper.hosts"):
+        load(str(bad), environ={})
+
+
+def test_daemons_file_with_a_zookeeper_section(tmp_path: Path) -> None:
+    """The pg_ha role's file with pg_ha_dcs: zookeeper (pg_hactl of root and postgres reads it)."""
+    path = tmp_path / "pg_ha.yml"
+    path.write_text(DAEMON_YAML.replace("etcd3:\n  hosts: [127.0.0.1:2379, 127.0.0.2:2379]",
+                                        "zookeeper:\n  hosts: [10.0.0.1:2181, 10.0.0.2:2181, 10.0.0.3]"))
+    config = load(str(path), environ={})
+    assert (config.scope, config.dcs.kind, config.dcs.hosts) == \
+        ("batman", "zookeeper", ("10.0.0.1:2181", "10.0.0.2:2181", "10.0.0.3:2181"))
+    assert config.dcs_config("batman").dcs.kind == "zookeeper"
 
 
 def test_config_sources_and_errors(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import yaml
 from pg_ha.core.model import Cluster, ClusterConfig, Failover, Leader, Member, SyncState
-from pg_ha.ctl.members import cluster_is_empty, member_table, print_members, service_info, topology_order
+from pg_ha.ctl.members import cluster_is_empty, member_table, service_info, topology_order
 from pg_ha.ctl.members import member_info as info_of
 from pg_ha.ctl.output import mb, pretty_table, render, timestamp
+from pg_ha.ctl.table import print_members
 
 from tests.fakes import member_data
 

@@ -14,6 +14,9 @@ class FakePg:
         self.calls: list[str] = []
         self.in_recovery = in_recovery
 
+    def is_running(self) -> bool:
+        return True
+
     def promote(self, timeout: float = 30) -> bool:
         self.calls.append("promote")
         self.in_recovery = False
@@ -47,6 +50,7 @@ def test_acquire_won_promotes_and_logs_success() -> None:
     ex, dcs, pg = executor()
     applied = ex.execute(ACQUIRE, dcs.get_cluster(), 0)
     assert applied is ACQUIRE
+    ex.join(5)  # pg_ctl promote runs in the background
     assert pg.calls == ["promote"]
     assert dcs.get_cluster().leader.name == "pg0"
 

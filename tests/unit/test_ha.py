@@ -105,6 +105,12 @@ CASES = [
      Action.START_PRIMARY, "starting primary after failure", None),
     ("leader-start-failed-releases", cluster(leader="pg1"), local(running=False, primary_start_failed=True),
      Policy(), Action.RELEASE_LOCK, "primary failed to start, releasing the leader lock", None),
+    ("crashed-leader-fails-over-with-primary-start-timeout-0", cluster(leader="pg1"),
+     local(running=False, peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=100))),
+     Policy(primary_start_timeout=0), Action.RELEASE_LOCK, "Primary crashed. Failing over.", None),
+    ("crashed-leader-restarts-without-a-candidate", cluster(leader="pg1"),
+     local(running=False, peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=100, nofailover=True))),
+     Policy(primary_start_timeout=0), Action.START_PRIMARY, "starting primary after failure", None),
     ("former-primary-stopped-rejoins", cluster(), local(running=False, unverified_primary_data=True), Policy(),
      Action.REJOIN, "checking for divergence from the new leader 'pg0'", "pg0"),
     ("former-primary-waits-for-candidate", cluster(leader=None, failover=Failover(1, "pg1", "pg2")),
@@ -171,7 +177,7 @@ CASES = [
     ("no-leader-primary-acquires", cluster(leader=None), local(in_recovery=False), Policy(),
      Action.ACQUIRE, "acquired session lock as a leader", None),
     ("no-leader-peer-ahead-waits", cluster(leader=None), local(name="pg2", peers=peers(P_PG1_AHEAD)),
-     Policy(), Action.NOOP, "pg1 has a higher wal position (200 > 100)", None),
+     Policy(), Action.NOOP, "Wal position of pg1 is ahead of my wal position (200 > 100)", None),
     ("no-leader-old-primary-alive", cluster(leader=None), local(peers=peers(P_PG0_PRIMARY)), Policy(),
      Action.NOOP, "Primary (pg0) is still alive", None),
     ("no-leader-nofailover-peer-ignored", cluster(leader=None), local(peers=peers(P_PG2_NOFAILOVER_AHEAD)),
@@ -272,7 +278,7 @@ CASES = [
     ("standby-no-leader-healthiest-takes-lock", cluster(leader=None), local(peers=peers(P_PG2_BEHIND)), STANDBY,
      Action.ACQUIRE_STANDBY, "acquired session lock as a standby leader", None),
     ("standby-no-leader-peer-ahead-waits", cluster(leader=None), local(name="pg2", peers=peers(P_PG1_AHEAD)),
-     STANDBY, Action.NOOP, "pg1 has a higher wal position", None),
+     STANDBY, Action.NOOP, "Wal position of pg1 is ahead of my wal position", None),
     ("standby-no-leader-nofailover", cluster(leader=None), local(nofailover=True), STANDBY,
      Action.NOOP, "nofailover tag", None),
     ("standby-replica-follows-standby-leader", cluster(), local(upstream="pg0"), STANDBY,
@@ -312,11 +318,11 @@ CASES = [
      "quorum commit: reached 1 of the voters pg1, pg2, 2 needed", None),
     ("quorum-voter-behind-other-voter-defers", cluster(leader=None, sync=Q_PG1_PG2),
      local(wal_lsn=100, peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=150))), QUORUM, Action.NOOP,
-     "pg2 has a higher wal position (150 > 100)", None),
+     "Wal position of pg2 is ahead of my wal position (150 > 100)", None),
     ("quorum-non-voter-ahead-still-compared", cluster(leader=None, sync=SyncState(3, "pg0", ("pg1",), 0),
                                                        members=("pg0", "pg1", "pg2")),
      local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=900))), QUORUM, Action.NOOP,
-     "pg2 has a higher wal position", None),
+     "Wal position of pg2 is ahead of my wal position", None),
     ("quorum-non-voter-needs-quorum-plus-one", cluster(leader=None, sync=Q_PG1_PG2),
      local(name="pg3", peers=peers(P_PG2_BEHIND)), QUORUM, Action.NOOP, "reached 1 of the voters", None),
     ("quorum-any2-of-3-two-reached", cluster(leader=None, sync=Q_ALL3, members=("pg0", "pg1", "pg2", "pg3")),
@@ -332,7 +338,7 @@ CASES = [
      "candidate pg2 is not a synchronous standby", None),
     # failover_priority: among equal wal positions the higher priority wins
     ("priority-lower-at-same-lsn-defers", cluster(leader=None), local(peers=peers(P_PG2_PRIO3)), Policy(),
-     Action.NOOP, "pg2 has the same wal position and a higher failover_priority (3 > 1)", None),
+     Action.NOOP, "pg2 has equally tolerable WAL position and priority 3, while this node has priority 1", None),
     ("priority-higher-but-behind-does-not-win", cluster(leader=None), local(peers=peers(P_PG2_PRIO3_BEHIND)),
      Policy(), Action.ACQUIRE, "promoted self", None),
     ("priority-equal-at-same-lsn-races", cluster(leader=None), local(peers=peers(P_PG2_EQUAL)), Policy(),
@@ -340,7 +346,8 @@ CASES = [
     ("priority-mine-higher-races", cluster(leader=None), local(failover_priority=5, peers=peers(P_PG2_PRIO3)),
      Policy(), Action.ACQUIRE, "promoted self", None),
     ("priority-zero-never-races", cluster(leader=None), local(nofailover=True, failover_priority=0, peers={}),
-     Policy(), Action.NOOP, "I am not allowed to promote (failover_priority 0)", None),
+     Policy(), Action.NOOP,
+     "following a different leader because I am not allowed to promote (failover_priority 0)", None),
     ("priority-zero-peer-ignored", cluster(leader=None),
      local(peers=peers(PeerInfo("pg2", True, running=True, wal_lsn=100, nofailover=True, failover_priority=0))),
      Policy(), Action.ACQUIRE, "promoted self", None),
@@ -357,7 +364,7 @@ def test_decision_table(case: tuple) -> None:
 
 
 # Actions no rule of decide() returns: the loop asks the Executor for them itself.
-REQUESTED_BY_THE_LOOP = {Action.REINITIALIZE, Action.FENCED}
+REQUESTED_BY_THE_LOOP = {Action.REINITIALIZE, Action.FENCED, Action.LEASE_EXPIRED}  # not decided by the rules
 
 
 def test_every_action_is_covered_by_the_table() -> None:

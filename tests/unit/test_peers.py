@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pg_ha.config.settings import RestApiSettings
 from pg_ha.core.model import Cluster, Member
-from pg_ha.node.peers import client_context, fetch_one, fetch_peers, peer_from_status
+from pg_ha.node.peers import client_context, fetch_one, fetch_peers, name_in_use, peer_from_status
 
 from tests.harness.common import free_port
 
@@ -109,3 +109,16 @@ def test_peer_from_status(body: Any, reachable: bool, lsn: int, running: bool) -
 def test_no_tls_context_without_certfile() -> None:
     assert client_context(None) is None
     assert client_context(RestApiSettings()) is None
+
+
+def test_name_in_use_needs_a_key_and_an_answering_api(peer: tuple[str, type[Peer]]) -> None:
+    """Patroni: "Can't start; there is already a node named '...' running"; a key left by
+    a crashed daemon (its API gone) does not block a restart."""
+    url, handler = peer
+    handler.answers["/patroni"] = (200, json.dumps(PRIMARY).encode())
+    live = Cluster(members=(member("pg0", f"{url}/patroni"),))
+    assert name_in_use(live, "pg0", 2)
+    assert not name_in_use(live, "pg1", 2)
+    crashed = Cluster(members=(member("pg0", f"http://127.0.0.1:{free_port()}/patroni"),))
+    assert not name_in_use(crashed, "pg0", 2)
+    assert not name_in_use(Cluster(members=(member("pg0", None),)), "pg0", 2)

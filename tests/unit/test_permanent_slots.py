@@ -61,6 +61,13 @@ def test_dynamic_config_keeps_a_null_slot_and_the_ignore_list() -> None:
     assert dyn.ignore_slots == ({"name": "ext", "type": "logical"}, {"plugin": "wal2json"})
 
 
+def test_ignore_slots_is_implemented_not_reported_as_unsupported() -> None:
+    warnings: list[str] = []
+    dyn = dynamic_from({"ignore_slots": [{"name": "ext"}]}, "bootstrap.dcs", warnings)
+    assert dyn.ignore_slots == ({"name": "ext"},)
+    assert warnings == []
+
+
 @pytest.mark.parametrize("raw, message", [
     ({"name": "x"}, "ignore_slots: expected a list"),
     (["x"], "ignore_slots[0]: expected dict"),
@@ -200,7 +207,17 @@ def test_primary_drops_unknown_logical_slots_unless_ignored_and_creates_the_miss
      rules.ReplicaPlan(create_physical=("archive",), drop=("archive",))),
     # unknown slots go, ignored ones stay
     ({"archive": LocalSlot("archive", "physical", lsn=100), "junk": LocalSlot("junk", "physical"),
-      "ext": LocalSlot("ext", "logical", "db", "wal2json")}, {}, 1000, rules.ReplicaPlan(drop=("junk",))),
+      "ext": LocalSlot("ext", "logical", "db", "wal2json")}, {"archive": 100}, 1000,
+     rules.ReplicaPlan(drop=("junk",))),
+    # an idle physical slot with no published position follows replay: it pins no WAL here
+    ({"archive": LocalSlot("archive", "physical", lsn=100)}, {}, 1000,
+     rules.ReplicaPlan(advance_physical={"archive": 1000})),
+    # ... not while something streams from it, nor when it is already there
+    ({"archive": LocalSlot("archive", "physical", lsn=100, active=True)}, {}, 1000, rules.ReplicaPlan()),
+    ({"archive": LocalSlot("archive", "physical", lsn=1000)}, {}, 1000, rules.ReplicaPlan()),
+    # ... and a published position, even one behind replay, wins (Patroni: WAL the consumer may need)
+    ({"archive": LocalSlot("archive", "physical", lsn=100)}, {"archive": 300}, 1000,
+     rules.ReplicaPlan(advance_physical={"archive": 300})),
 ])
 def test_replica_plan(local, published, replay, plan) -> None:
     wanted = {"cdc": CDC, "archive": ARCHIVE}
@@ -229,6 +246,23 @@ def test_replica_plan_leaves_a_slot_expected_active_alone() -> None:
     wanted = {"pg_3": SlotSpec("pg_3", "physical")}
     assert rules.replica_plan(wanted, local, {"pg_3": 300}, 1000, (), False, frozenset({"pg_3"})) == \
         rules.ReplicaPlan()
+    # no published position: still left alone (a member cascading from here streams through it)
+    assert rules.replica_plan(wanted, {"pg_3": LocalSlot("pg_3", "physical", lsn=100)}, {}, 1000, (), False,
+                              frozenset({"pg_3"})) == rules.ReplicaPlan()
+
+
+def test_replica_plan_idle_physical_slots_behind_replay_are_advanced() -> None:
+    """The inactive member and permanent physical slots whose restart_lsn is behind replay
+    are moved there (from main's lagging_replica_slots); an active one, one already at
+    replay and one without restart_lsn are not advanced."""
+    physical = {n: SlotSpec(n, "physical") for n in ("pg_1", "pg_2", "pg_3", "pg_4", "perm")}
+    local = {"pg_1": LocalSlot("pg_1", "physical", lsn=100), "pg_2": LocalSlot("pg_2", "physical", lsn=100,
+                                                                                active=True),
+             "pg_3": LocalSlot("pg_3", "physical", lsn=500), "pg_4": LocalSlot("pg_4", "physical"),
+             "perm": LocalSlot("perm", "physical", lsn=10)}
+    plan = rules.replica_plan(physical, local, {}, 500, (), False)
+    assert plan.advance_physical == {"perm": 500, "pg_1": 500}
+    assert plan.drop == ("pg_4",) and plan.create_physical == ("pg_4",)  # made again, reserving WAL (Patroni)
 
 
 # -- member slots on a replica --------------------------------------------------------------------

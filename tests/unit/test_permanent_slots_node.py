@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from pg_ha.config.load import build_config
+from pg_ha.core.ha import Action, Decision
 from pg_ha.core.model import Cluster, ClusterConfig, Leader, Member
 from pg_ha.node import permanent_slots
 from pg_ha.node.leader_housekeeping import LeaderHousekeeping
+from pg_ha.postgresql import slots as pg_slots
+
+from tests.fakes import FakeDCS, make_config
 
 SLOTS = {"cdc": {"type": "logical", "database": "db", "plugin": "test_decoding"}, "archive": None}
 
@@ -33,6 +39,7 @@ class FakePg:
         self.slots = slots
         self.calls: list[tuple[Any, ...]] = []
         self.advanced = threading.Event()
+        self.failing: set[str] = set()  # advance_physical_slot fails (logged) for these
 
     @staticmethod
     def slot_name_for(member: str) -> str:
@@ -48,8 +55,11 @@ class FakePg:
     def create_physical_slot(self, name: str) -> None:
         self.calls.append(("create", name))
 
-    def advance_physical_slot(self, name: str, lsn: int) -> None:
+    def advance_physical_slot(self, name: str, lsn: int) -> bool:
+        if name in self.failing:
+            return False
         self.calls.append(("advance_physical", name, lsn))
+        return True
 
     def advance_logical_slots(self, database: str, slots: dict[str, int]) -> list[str]:
         self.calls.append(("advance_logical", database, dict(slots)))
@@ -169,3 +179,110 @@ def test_paused_leader_drops_no_slot_and_a_nostream_member_gets_none() -> None:
         config("pg-0"), c, permanent_slots.to_local(pg.local_slots()))
     assert not [c for c in pg.calls if c[0] == "drop"]
     assert ("sync", frozenset({"archive"}), frozenset({"user_made", "old"})) in pg.calls
+
+
+# -- a replica's idle physical slots pin no WAL (was node/replica_slots.py) ------------------------
+def cascade_cluster(status: dict | None = None) -> Cluster:
+    """pg-0 leads; pg-1 (this node), pg-2, and pg-3 which replicates from pg-1."""
+    members = tuple(Member.from_value(n, 1, json.dumps({"conn_url": f"postgres://127.0.0.1:{5432 + i}/postgres",
+                                                        "tags": tags}))
+                    for i, (n, tags) in enumerate((("pg-0", {}), ("pg-1", {}), ("pg-2", {}),
+                                                   ("pg-3", {"replicatefrom": "pg-1"}))))
+    return Cluster(initialize="1", leader=Leader("pg-0", 1, None), members=members, status=status)
+
+
+def advances(pg: FakePg) -> dict[str, int]:
+    return {c[1]: c[2] for c in pg.calls if c[0] == "advance_physical"}
+
+
+def test_replica_moves_patroni_member_slots_and_permanent_physical_ones_to_the_replay_position() -> None:
+    """Slots Patroni left on a replica (one per other member, the permanent physical ones)
+    with no position published follow replay; not this node's own name, not the slot of
+    a member cascading from here, not an active one, not a logical one; an unknown slot
+    is dropped (Patroni; ignore_slots spares it) rather than kept pinning WAL."""
+    pg = FakePg({"pg_0": slot("physical", 10), "pg_2": slot("physical", 20), "pg_3": slot("physical", 1),
+                 "archive": slot("physical", 5), "backup_tool": slot("physical", 5),
+                 "cdc": slot("logical", 5, database="db", plugin="test_decoding")})
+    keeper = permanent_slots.ReplicaSlots(pg, FakeExecutor())
+    keeper.run(config(), cascade_cluster(), 900)
+    assert advances(pg) == {"pg_0": 900, "pg_2": 900, "archive": 900}
+    assert ("drop", "backup_tool") in pg.calls
+    assert not [c for c in pg.calls if c[0] == "advance_logical"]  # a copy moves only to a published position
+
+
+def test_replica_spares_an_active_slot_and_an_ignored_one() -> None:
+    pg = FakePg({"pg_0": {**slot("physical", 10), "active": True}, "backup_tool": slot("physical", 5)})
+    permanent_slots.ReplicaSlots(pg, FakeExecutor()).run(
+        config(ignore_slots=[{"name": "backup_tool"}]), cascade_cluster(), 900)
+    assert advances(pg) == {}
+    assert not [c for c in pg.calls if c[0] == "drop"]
+
+
+def test_replica_follows_the_published_position_where_there_is_one() -> None:
+    pg = FakePg({"pg_0": slot("physical", 10), "pg_2": slot("physical", 20), "archive": slot("physical", 5)})
+    permanent_slots.ReplicaSlots(pg, FakeExecutor()).run(
+        config(), cascade_cluster({"optime": 900, "slots": {"pg_0": 900, "pg_2": 300}}), 800)
+    assert advances(pg) == {"pg_0": 900, "pg_2": 300, "archive": 800}  # (PostgreSQL stops pg_0 at replay)
+
+
+def test_one_failing_advance_does_not_stop_the_others() -> None:
+    pg = FakePg({"pg_0": slot("physical", 10), "pg_2": slot("physical", 10)})
+    pg.failing = {"pg_0"}
+    permanent_slots.ReplicaSlots(pg, FakeExecutor()).run(config(), cascade_cluster(), 900)
+    assert advances(pg) == {"pg_2": 900}
+    assert ("create", "archive") in pg.calls
+
+
+def test_advance_physical_slot_logs_an_error_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing:
+        def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+            assert "pg_replication_slot_advance" in sql
+            raise RuntimeError("boom")
+
+    class Ok:
+        def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+            assert params == ("pg_1", "0/384")
+            return [("pg_1", "0/384")]
+    with caplog.at_level("ERROR", logger="pg_ha"):
+        assert pg_slots.advance_physical_slot(Failing(), "pg_0", 900) is False  # type: ignore[arg-type]
+    assert "could not advance replication slot pg_0" in caplog.text
+    assert pg_slots.advance_physical_slot(Ok(), "pg_1", 900) is True  # type: ignore[arg-type]
+
+
+def test_replica_says_once_per_slot_that_it_is_advanced(caplog: pytest.LogCaptureFixture) -> None:
+    pg = FakePg({"pg_0": slot("physical", 10)})
+    pg.failing = {"pg_0"}
+    keeper = permanent_slots.ReplicaSlots(pg, FakeExecutor())
+    with caplog.at_level("INFO", logger="pg_ha"):
+        keeper.run(config(), cluster(), 900)  # failed: not announced
+        pg.failing = set()
+        keeper.run(config(), cluster(), 900)
+        keeper.run(config(), cluster(), 900)
+    assert [c for c in pg.calls if c[:2] == ("advance_physical", "pg_0")] == [("advance_physical", "pg_0", 900)] * 2
+    assert sum("replication slot pg_0 on this replica" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_daemon_keeps_slots_only_as_an_idle_replica_of_another_leader() -> None:
+    from pg_ha.node.daemon import Daemon
+
+    dcs = FakeDCS(name="pg1")
+    dcs.set_member("pg0", role="primary")
+    dcs.set_leader("pg0")
+    d = Daemon(make_config("pg1"), dcs, SimpleNamespace(data_dir_empty=lambda: False))
+    assert isinstance(d.replica_slots, permanent_slots.ReplicaSlots)  # the one owner of a replica's slots
+    cluster = dcs.get_cluster()
+    noop = Decision(Action.NOOP, "no action")
+    d._cycle_state = SimpleNamespace(running=True, in_recovery=True)  # type: ignore[assignment]
+    assert d._is_idle_replica(noop, cluster)
+    assert not d._is_idle_replica(Decision(Action.FOLLOW, "follow"), cluster)
+    d._cycle_state = SimpleNamespace(running=True, in_recovery=False)  # type: ignore[assignment]
+    assert not d._is_idle_replica(noop, cluster)
+    d._cycle_state = SimpleNamespace(running=False, in_recovery=True)  # type: ignore[assignment]
+    assert not d._is_idle_replica(noop, cluster)
+    d._cycle_state = SimpleNamespace(running=True, in_recovery=True)  # type: ignore[assignment]
+    d.executor._busy = "starting"  # something runs in the background: not this cycle
+    assert not d._is_idle_replica(noop, cluster)
+    d.executor._busy = None
+    assert d._is_idle_replica(noop, cluster)
+    dcs.set_leader("pg1")  # a standby leader holds the lock: its slots are the leader's business
+    assert not d._is_idle_replica(noop, dcs.get_cluster())

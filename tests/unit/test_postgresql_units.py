@@ -376,3 +376,19 @@ def test_postmaster_pid_checks_the_cwd_once_per_process(tmp_path, monkeypatch: p
         proc.kill()
         proc.wait()
     assert ctl.postmaster_pid() is None  # gone
+
+
+def test_authentication_ssl_options_reach_every_connection(tmp_path):
+    """postgresql.authentication.<user>.ssl*: pg_hba `hostssl ... clientcert=verify-ca` needs them."""
+    rep_tls = (("sslmode", "verify-ca"), ("sslcert", "/c/rep.crt"), ("sslkey", "/c/rep.key"))
+    su_tls = (("sslmode", "verify-full"), ("sslcert", "/c/su.crt"), ("gssencmode", "require"))
+    s = settings(tmp_path, superuser=Auth("postgres", "x", su_tls), replication=Auth("replicator", "y", rep_tls),
+                 rewind=Auth("rewinder", "z", (("sslrootcert", "/c/ca.crt"),)))
+    ci = config.conninfo_for(s, "postgres://h:5/postgres?sslmode=require")
+    assert ci["sslmode"] == "verify-ca" and ci["sslcert"] == "/c/rep.crt" and ci["sslkey"] == "/c/rep.key"
+    assert "sslcert=/c/rep.crt" in config.conninfo_to_str(ci)  # primary_conninfo and pg_basebackup
+    rw = config.rewind_conninfo(s, ci)
+    assert rw["user"] == "rewinder" and rw["sslrootcert"] == "/c/ca.crt"
+    assert "sslcert" not in rw and "sslkey" not in rw and "sslmode" not in rw  # libpq default: prefer
+    local = query.Db(s).connect_kwargs()
+    assert (local["sslmode"], local["sslcert"], local["gssencmode"]) == ("verify-full", "/c/su.crt", "require")

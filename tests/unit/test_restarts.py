@@ -82,6 +82,8 @@ def test_schedule_once_then_cancel() -> None:
     assert restarts.cancel() == (200, "scheduled restart cancelled")
     assert restarts.scheduled is None
     assert restarts.cancel() == (404, "no restarts are scheduled")
+    assert restarts.request(when, None, None, False, None) == (202, "Restart scheduled")
+    assert restarts.scheduled == {"schedule": when.isoformat()}  # conditions not given are not published (Patroni)
 
 
 def test_a_due_restart_runs_in_the_background() -> None:

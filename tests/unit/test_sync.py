@@ -62,3 +62,50 @@ def test_standby_names_round_trip() -> None:
     assert parse_standby_names(value) == ("batman-pg1", 'we"ird')
     assert standby_names_value(list(BLOCK_ALL), 1) == "*" and parse_standby_names("*") == BLOCK_ALL
     assert standby_names_value([], 1) == "" and parse_standby_names("") == ()
+
+
+def test_maximum_lag_on_syncnode_replaces_a_lagging_sync_standby() -> None:
+    """Patroni's maximum_lag_on_syncnode: pg2 (sync, replay paused under remote_apply) falls
+    more than the limit behind pg1, so pg1 becomes the synchronous standby."""
+    from pg_ha.core.sync import LagLimit, lsn_column
+
+    rows = [{"application_name": "pg1", "state": "streaming", "sync_state": "async", "flush_lsn": 900,
+             "replay_lsn": 900},
+            {"application_name": "pg2", "state": "streaming", "sync_state": "sync", "flush_lsn": 900,
+             "replay_lsn": 100}]
+    key = cluster(SyncState(1, "pg0", ("pg2",)))
+    limit = LagLimit(500, lsn_column("remote_apply"), 1000)
+    p = plan(key, "pg0", rows, ["pg2"], 1, strict=False, limit=limit)
+    assert p.standby_names == ("pg1",) and p.key_standbys == () and p.write_key
+    # off (-1), or measured in flush_lsn (synchronous_commit on): pg2 stays
+    assert plan(key, "pg0", rows, ["pg2"], 1, strict=False).standby_names == ("pg2",)
+    on = LagLimit(500, lsn_column("on"), 1000)
+    assert plan(key, "pg0", rows, ["pg2"], 1, strict=False, limit=on).standby_names == ("pg2",)
+
+
+def test_maximum_lag_on_syncnode_with_one_standby_compares_with_the_leader() -> None:
+    from pg_ha.core.sync import LagLimit
+
+    far = plan(cluster(), "pg0", [row("pg1", flush=100)], [], 1, strict=False, limit=LagLimit(500, "flush_lsn", 1000))
+    assert far.standby_names == ()
+    near = plan(cluster(), "pg0", [row("pg1", flush=600)], [], 1, strict=False, limit=LagLimit(500, "flush_lsn", 1000))
+    assert near.standby_names == ("pg1",)
+
+
+def test_the_sync_key_lists_standbys_sorted_as_patroni() -> None:
+    """etcdctl users and Patroni's tools read `sync_standby` as "a,b" in name order."""
+    from types import SimpleNamespace
+
+    from pg_ha.config.settings import DynamicSettings
+    from pg_ha.node.leader_housekeeping import LeaderHousekeeping
+
+    written: list[str] = []
+    dcs = SimpleNamespace(set_sync_state_value=lambda value, version: written.append(value) or True)
+    executor = SimpleNamespace(sync_names=("pg2", "pg1"), set_sync_names=lambda names: None)
+    config = SimpleNamespace(name="pg0", dynamic=DynamicSettings(synchronous_mode=True, synchronous_node_count=2),
+                             postgresql=SimpleNamespace(parameters={}))
+    rows = [row("pg2", sync_state="sync", flush=200), row("pg1", sync_state="sync", flush=100)]
+    state = SimpleNamespace(replication=rows, wal_lsn=300)
+    duties = LeaderHousekeeping(dcs, None, executor, None)  # type: ignore[arg-type]
+    duties._manage_sync(config, cluster(SyncState(1, "pg0", ())), state)  # type: ignore[arg-type]
+    assert written == ['{"leader":"pg0","sync_standby":"pg1,pg2"}']

@@ -3,6 +3,7 @@ arm/keepalive/disarm sequencing of the controller, the loop's step table, the fe
 from __future__ import annotations
 
 import array
+import time
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,9 @@ def test_executor_arms_before_promote_and_keeps_alive_after_refresh(device: Path
     events: list[str] = []
 
     class Pg:
+        def is_running(self) -> bool:
+            return True
+
         def promote(self) -> bool:
             events.append("promote")
             return True
@@ -314,7 +318,9 @@ def test_executor_arms_before_promote_and_keeps_alive_after_refresh(device: Path
     executor.watchdog = Watchdog(WatchdogSettings(mode="required", device=str(device)),
                                  lambda s: Dev(s.device, ioctl=FakeIoctl()))
     executor.watchdog.set_timing(30, 10)
+    executor.lease.renewed(time.monotonic(), 30)  # as after taking or refreshing the leader key
     assert executor.promote(Cluster()) is True
+    executor.join(5)  # pre_promote and pg_ctl promote run in the background
     assert events == ["arm", "keepalive", "promote"]
     assert dcs.attempt_to_acquire_leader()
     leader = dcs.get_cluster().leader
@@ -330,6 +336,9 @@ def test_executor_required_unarmable_does_not_promote(tmp_path: Path) -> None:
     from tests.fakes import FakeDCS
 
     class Pg:
+        def is_running(self) -> bool:
+            return True
+
         def promote(self) -> bool:
             raise AssertionError("must not promote")
 

@@ -30,7 +30,7 @@ def main(source, output):
             tar.addfile(info, io.BytesIO(data))
     with open(output, "wb") as handle:
         handle.write(buffer.getvalue())
-    print("%d files" % len(files))
+    print(f"{len(files)} files")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ class ApiBackend(Protocol):
     def cluster(self) -> Cluster | None:
         """The DCS snapshot of the last cycle (None before the first one)."""
 
+    def lease_deadline(self) -> float | None:
+        """time.monotonic() until which this node may act as the primary: its last leader
+        lease renewal (or failsafe consent) plus ttl minus a margin (core/lease.py); None
+        when it holds no lease. /primary, /read-write and / answer 503 once it passed."""
+
     def last_cycle_age(self) -> float:
         """Seconds since the HA loop last completed a cycle (liveness)."""
 

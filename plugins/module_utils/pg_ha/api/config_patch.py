@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.load import ConfigError, dynamic_from, merge_dicts
-from ..config.settings import DYNAMIC_DEFAULTS
 
-INT_KEYS: dict[str, int] = {  # key -> smallest allowed value
-    "ttl": 1,
-    "loop_wait": 1,
-    "retry_timeout": 1,
+# key -> smallest allowed value (None: any integer). ttl, loop_wait and retry_timeout are
+# adjusted as Patroni does (config/parse.py adjust_timing, through dynamic_from), not refused.
+INT_KEYS: dict[str, int | None] = {
+    "ttl": None,
+    "loop_wait": None,
+    "retry_timeout": None,
     "maximum_lag_on_failover": 0,
     "master_start_timeout": 0,
     "primary_start_timeout": 0,
@@ -35,7 +36,7 @@ def validate_dynamic(data: dict[str, Any]) -> str | None:
         value = data[key]
         if not _is_int(value):
             return f"{key} must be an integer, got {value!r}"
-        if value < minimum:
+        if minimum is not None and value < minimum:
             return f"{key} must be >= {minimum}, got {value}"
     for key in BOOL_KEYS:
         if key in data and not isinstance(data[key], bool):
@@ -47,14 +48,10 @@ def validate_dynamic(data: dict[str, Any]) -> str | None:
     if isinstance(postgresql, dict) and "parameters" in postgresql \
             and not isinstance(postgresql["parameters"], dict):
         return "postgresql.parameters must be a mapping"
-    ttl = data.get("ttl", DYNAMIC_DEFAULTS["ttl"])
-    loop_wait = data.get("loop_wait", DYNAMIC_DEFAULTS["loop_wait"])
-    retry_timeout = data.get("retry_timeout", DYNAMIC_DEFAULTS["retry_timeout"])
-    if ttl < loop_wait + 2 * retry_timeout:
-        return (f"ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout})"
-                f" = {loop_wait + 2 * retry_timeout}")
     try:  # everything else the daemon checks when it applies the config (ranges, types, slots, ...)
-        dynamic_from(data, "config")
+        # timings Patroni would adjust are stored as given; every member adjusts them alike
+        # (with a warning) when it applies the config, as Patroni's members do
+        dynamic_from(data, "config", [])
     except ConfigError as exc:
         return str(exc)
     return None

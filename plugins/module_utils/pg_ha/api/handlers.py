@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+from ..core import lease
 from .backend import ApiBackend
 from .config_patch import deep_merge, validate_dynamic
 from .health import health_status, liveness_status, readiness_status
@@ -35,7 +37,7 @@ NO_CLUSTER = "cluster state is not known yet: no HA cycle has completed"
 # -- reads -------------------------------------------------------------------
 def get_health(backend: ApiBackend, request: Request) -> Response:
     code, body = health_status(request.path, request.query, backend.status(), backend.cluster(),
-                               backend.config)
+                               backend.config, lease_ahead=lease.ahead(backend.lease_deadline(), time.monotonic()))
     return Response(code, body)
 
 

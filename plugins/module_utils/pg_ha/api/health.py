@@ -3,7 +3,9 @@
 """Health-check decisions (Patroni's semantics) as pure functions of the published state.
 
 Inputs are the /patroni status dict of the last HA cycle, the Cluster snapshot of that
-cycle (None before the first one) and the effective Config. Nothing here does I/O.
+cycle (None before the first one), the effective Config and whether the leader lease
+deadline is still ahead (the status and snapshot have no expiry of their own). Nothing
+here does I/O.
 
 Deviation from Patroni, on purpose: a ``tag_KEY=VALUE`` filter on a tag this node does not
 carry matches when VALUE is a false-y word (``false``, ``0``, ``no``, ``off``), so
@@ -98,14 +100,16 @@ def tags_match(query: dict[str, str], tags: dict[str, Any]) -> bool:
 
 
 def _codes(query: dict[str, str], status: dict[str, Any], cluster: Cluster | None,
-           config: Config) -> dict[str, int]:
+           config: Config, lease_ahead: bool) -> dict[str, int]:
     name = config.name
     role = status.get("role")
     running = status.get("state") == RUNNING
     leader = holds_lock(cluster, name)
+    writable = lease_ahead  # a primary past its lease deadline stops taking writes
     if cluster is None and status.get("pause"):
         # No DCS snapshot in maintenance mode: trust the local role, as Patroni does.
         leader = role in PRIMARY_ROLES or role == "standby_leader"
+        writable = True
 
     max_lag = parse_size(query["lag"]) if "lag" in query else None
     lagging = max_lag is not None and replica_lag(status, cluster) > max_lag
@@ -116,17 +120,21 @@ def _codes(query: dict[str, str], status: dict[str, Any], cluster: Cluster | Non
     replica = (running and role == "replica" and not leader and not noloadbalance
                and not lagging and state_ok)
     return {
-        "primary": 200 if leader and running and role in PRIMARY_ROLES else 503,
+        "primary": 200 if leader and running and role in PRIMARY_ROLES and writable else 503,
         "standby_leader": 200 if leader and running and role == "standby_leader" else 503,
-        "leader": 200 if leader and running and (role in PRIMARY_ROLES or role == "standby_leader") else 503,
+        "leader": 200 if leader and running and (role in PRIMARY_ROLES and writable or role == "standby_leader")
+        else 503,
         "replica": 200 if replica else 503,
     }
 
 
 def health_status(path: str, query: dict[str, str], status: dict[str, Any], cluster: Cluster | None,
-                  config: Config) -> tuple[int, dict[str, Any]]:
-    """(HTTP code, body) of a health-check path; the body is the /patroni status."""
-    codes = _codes(query, status, cluster, config)
+                  config: Config, *, lease_ahead: bool) -> tuple[int, dict[str, Any]]:
+    """(HTTP code, body) of a health-check path; the body is the /patroni status.
+    `lease_ahead`: the leader lease deadline (core/lease.py) is still in the future; a
+    primary past it answers 503 on /, /primary, /read-write, /leader (and /read-only as
+    primary), whatever the last published status says."""
+    codes = _codes(query, status, cluster, config, lease_ahead)
     ignore_tags = False
     code = 503
     if path in PRIMARY_PATHS:

@@ -114,7 +114,10 @@ def check_possible(cluster: Cluster, req: FailoverRequest) -> str | None:
             return None if cluster.get_member(req.candidate) else f"candidate {req.candidate} does not exist"
         if req.action == "switchover" and sync is not None and req.candidate not in sync:
             return "candidate name does not match with sync_standby"
-        return _unhealthy(cluster, req.candidate)
+        reason = _unhealthy(cluster, req.candidate)
+        if reason is not None and (reason.endswith("is tagged nofailover") or " is not running " in reason):
+            return f"{req.action} is not possible: no good candidates have been found ({reason})"  # Patroni's text
+        return reason
     if req.scheduled_at is not None:
         return None
     leader = cluster.leader.name if cluster.leader is not None else None

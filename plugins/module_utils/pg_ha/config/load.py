@@ -15,9 +15,23 @@ from typing import Any
 
 from ..vip import parse_vip
 from ..watchdog.settings import WatchdogConfigError, parse_watchdog
-from .parse import MAX_SECONDS, ConfigError, as_bool, as_int, as_section, as_str, duration, expect
+from .compat import DYNAMIC_NOT_SUPPORTED, not_supported_lines, report_local
+from .defaults import DYNAMIC_DEFAULTS
+from .local import BIN_NAMES, log_settings, postgresql_local
+from .parse import (
+    MAX_SECONDS,
+    ConfigError,
+    adjust_timing,
+    as_bool,
+    as_int,
+    as_section,
+    as_str,
+    duration,
+    expect,
+    split_host_port,
+)
 from .settings import (
-    DYNAMIC_DEFAULTS,
+    AUTH_OPTIONS,
     Auth,
     Config,
     DcsSettings,
@@ -26,22 +40,26 @@ from .settings import (
     RestApiSettings,
 )
 from .slots import parse_ignore_slots, parse_slots, raw_slots
+from .zookeeper import ENV_KEYS as ZOOKEEPER_ENV_KEYS
+from .zookeeper import zookeeper_settings
 
 logger = logging.getLogger(__name__)
 
 
 KNOWN_KEYS: dict[str, Any] = {
-    "scope": None, "name": None, "namespace": None,
+    "scope": None, "name": None, "namespace": None, "thread_pool_size": None, "thread_stack_size": None,
     "restapi": {"listen", "connect_address", "authentication", "certfile", "keyfile", "keyfile_password",
                 "cafile", "ciphers", "verify_client", "allowlist", "allowlist_include_members",
-                "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens"},
-    "etcd": None, "etcd3": None, "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
+                "http_extra_headers", "https_extra_headers", "request_queue_size", "server_tokens",
+                "thread_pool_size"},
+    "etcd": None, "etcd3": None, "zookeeper": None,
+    "bootstrap": {"dcs", "initdb", "pg_hba", "method", "post_bootstrap",
                                                 "post_init", "users"},
     "postgresql": None, "watchdog": {"mode", "device", "safety_margin", "driver"}, "tags": None,
     "log": None, "ctl": None, "citus": None, "vip": None, "failsafe": None,
 }
-KNOWN_DCS = ("etcd3", "etcd")
-UNSUPPORTED_DCS = ("zookeeper", "consul", "kubernetes", "exhibitor", "raft")
+KNOWN_DCS = ("etcd3", "etcd", "zookeeper")
+UNSUPPORTED_DCS = ("consul", "kubernetes", "exhibitor", "raft")
 ETCD_KEYS = {"host", "hosts", "url", "proxy", "srv", "srv_suffix", "protocol", "username", "password",
              "cacert", "cert", "key", "retry_timeout", "use_proxies"}
 POSTGRESQL_KEYS = {"listen", "connect_address", "proxy_address", "data_dir", "bin_dir", "bin_name",
@@ -71,11 +89,23 @@ _ENV_PATHS: dict[str, tuple[str, ...]] = {
     "REPLICATION_PASSWORD": ("postgresql", "authentication", "replication", "password"),
     "REWIND_USERNAME": ("postgresql", "authentication", "rewind", "username"),
     "REWIND_PASSWORD": ("postgresql", "authentication", "rewind", "password"),
-    "LOG_LEVEL": ("log", "level"), "LOG_DIR": ("log", "dir"),
+    "POSTGRESQL_PROXY_ADDRESS": ("postgresql", "proxy_address"),
+    "POSTGRESQL_CONFIG_DIR": ("postgresql", "config_dir"),
+    # Patroni's old spellings first: the new ones below override them
+    "LOGLEVEL": ("log", "level"), "LOGFORMAT": ("log", "format"), "LOG_DATEFMT": ("log", "dateformat"),
+    **{f"{role.upper()}_{option.upper()}": ("postgresql", "authentication", role, option)
+       for role in ("superuser", "replication", "rewind") for option in AUTH_OPTIONS},
 }
-for _dcs in KNOWN_DCS:
+for _key in ("type", "level", "traceback_level", "format", "dateformat", "max_queue_size", "dir", "mode",
+             "file_size", "file_num"):
+    _ENV_PATHS[f"LOG_{_key.upper()}"] = ("log", _key)
+for _tool in BIN_NAMES:
+    _ENV_PATHS[f"POSTGRESQL_BIN_{_tool.upper()}"] = ("postgresql", "bin_name", _tool)
+for _dcs in ("etcd3", "etcd"):
     for _key in ("HOST", "HOSTS", "URL", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY"):
         _ENV_PATHS[f"{_dcs.upper()}_{_key}"] = (_dcs, _key.lower())
+for _key in ZOOKEEPER_ENV_KEYS:
+    _ENV_PATHS[f"ZOOKEEPER_{_key}"] = ("zookeeper", _key.lower())
 
 
 def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -96,33 +126,6 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | None = None) -> dic
     return result
 
 
-def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
-    value = as_str(value, key).strip()
-    if value.startswith("[") and "]" in value:  # [::1]:5432
-        host, _, rest = value[1:].partition("]")
-        port_text = rest.lstrip(":")
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-    else:
-        host, port_text = value, ""
-    if not host:
-        raise ConfigError(f"{key}: missing host in {value!r}")
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise ConfigError(f"{key}: invalid port in {value!r}") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{key}: port out of range in {value!r}")
-    return host, port
-
-
-def validate_timing(ttl: int, loop_wait: int, retry_timeout: int, where: str) -> None:
-    if ttl < loop_wait + 2 * retry_timeout:
-        raise ConfigError(
-            f"{where}.ttl: ttl ({ttl}) must be >= loop_wait ({loop_wait}) + 2 * retry_timeout "
-            f"({retry_timeout}) = {loop_wait + 2 * retry_timeout}")
-
-
 GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -134,15 +137,26 @@ def _check_parameter(name: Any, value: Any, where: str) -> None:
         raise ConfigError(f"{where}.{name}: expected a string, number or boolean, got {type(value).__name__}")
 
 
-def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicSettings:
-    """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key)."""
+def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs",
+                 warnings: list[str] | None = None) -> DynamicSettings:
+    """Validate a dynamic config dict (bootstrap.dcs or the DCS `config` key). Timings are
+    adjusted as Patroni does; each adjustment is appended to `warnings`, or logged when
+    no list is given."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     merged = merge_dicts(DYNAMIC_DEFAULTS, data)
-    ttl = as_int(merged["ttl"], f"{where}.ttl", 1, MAX_SECONDS)
-    loop_wait = as_int(merged["loop_wait"], f"{where}.loop_wait", 1, MAX_SECONDS)
-    retry_timeout = as_int(merged["retry_timeout"], f"{where}.retry_timeout", 1, MAX_SECONDS)
-    validate_timing(ttl, loop_wait, retry_timeout, where)
+    ttl, loop_wait, retry_timeout, adjusted = adjust_timing(
+        *(as_int(merged[k], f"{where}.{k}", None, MAX_SECONDS) for k in ("ttl", "loop_wait", "retry_timeout")))
+    for line in adjusted:
+        if warnings is None:
+            logger.warning("%s: %s", where, line)
+        else:
+            warnings.append(f"{where}: {line}")
+    for line in not_supported_lines(data, DYNAMIC_NOT_SUPPORTED, f"{where}."):
+        if warnings is None:
+            logger.warning("%s", line)
+        else:
+            warnings.append(line)
     pg = merged.get("postgresql") or {}
     expect(pg, dict, f"{where}.postgresql")
     params = pg.get("parameters") or {}
@@ -158,9 +172,12 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         raise ConfigError("; ".join(problems + ignore_problems))
     from .bootstrap import standby_cluster  # local: it imports this module's validators
 
+    pg_defaults = DYNAMIC_DEFAULTS["postgresql"]
+
     return DynamicSettings(
         standby_cluster=standby_cluster(data, where),
-        member_slots_ttl=duration(merged.get("member_slots_ttl", 1800), f"{where}.member_slots_ttl"),
+        member_slots_ttl=duration(merged.get("member_slots_ttl", DYNAMIC_DEFAULTS["member_slots_ttl"]),
+                                  f"{where}.member_slots_ttl"),
         slots=slots,
         ignore_slots=ignore_slots,
         synchronous_mode=quorum or as_bool(sync_mode, f"{where}.synchronous_mode"),
@@ -170,13 +187,16 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs") -> DynamicS
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
         maximum_lag_on_failover=as_int(merged["maximum_lag_on_failover"],
                                      f"{where}.maximum_lag_on_failover", 0),
+        maximum_lag_on_syncnode=as_int(merged.get("maximum_lag_on_syncnode", -1),
+                                     f"{where}.maximum_lag_on_syncnode", -1),
         master_start_timeout=as_int(merged.get("primary_start_timeout", merged["master_start_timeout"]),
                                   f"{where}.primary_start_timeout", 0, MAX_SECONDS),
         check_timeline=as_bool(merged["check_timeline"], f"{where}.check_timeline"),
         failsafe_mode=as_bool(merged["failsafe_mode"], f"{where}.failsafe_mode"),
         pause=as_bool(merged["pause"], f"{where}.pause"),
-        use_pg_rewind=as_bool(pg.get("use_pg_rewind", False), f"{where}.postgresql.use_pg_rewind"),
-        use_slots=as_bool(pg.get("use_slots", True), f"{where}.postgresql.use_slots"),
+        use_pg_rewind=as_bool(pg.get("use_pg_rewind", pg_defaults["use_pg_rewind"]),
+                              f"{where}.postgresql.use_pg_rewind"),
+        use_slots=as_bool(pg.get("use_slots", pg_defaults["use_slots"]), f"{where}.postgresql.use_slots"),
         parameters=dict(params),
         raw=data,
     )
@@ -209,12 +229,14 @@ def _dcs(raw: dict[str, Any], warnings: list[str]) -> DcsSettings:
     unsupported = [k for k in UNSUPPORTED_DCS if k in raw]
     if not present:
         if unsupported:
-            raise ConfigError(f"{unsupported[0]}: DCS not supported by pg_ha (use etcd3 or etcd)")
-        raise ConfigError("etcd3: no DCS configured (need an etcd3: or etcd: section)")
+            raise ConfigError(f"{unsupported[0]}: DCS not supported by pg_ha (use etcd3, etcd or zookeeper)")
+        raise ConfigError("etcd3: no DCS configured (need an etcd3:, etcd: or zookeeper: section)")
     if len(present) > 1:
         raise ConfigError(f"{present[1]}: more than one DCS configured ({', '.join(present)})")
     kind = present[0]
     section = as_section(raw, kind)
+    if kind == "zookeeper":
+        return zookeeper_settings(section, warnings)
     _warn_unknown(section, ETCD_KEYS, kind, warnings)
     protocol = as_str(section.get("protocol", "http"), f"{kind}.protocol")
     if protocol not in ("http", "https"):
@@ -284,6 +306,19 @@ def _verify_client(value: Any) -> str | None:
     return str(value).lower()
 
 
+def _conflicting_tags(tags: dict[str, Any]) -> list[str]:
+    """Patroni's warning when nofailover/nosync and their priority tag disagree (the boolean wins)."""
+    found = []
+    for flag, priority in (("nofailover", "failover_priority"), ("nosync", "sync_priority")):
+        if flag not in tags or tags.get(priority) is None:
+            continue
+        value = int(tags[priority])
+        if bool(tags[flag]) and value > 0 or not bool(tags[flag]) and value <= 0:
+            found.append(f"Conflicting configuration between {flag}: {tags[flag]} and {priority}: {value}. "
+                         f"Defaulting to {flag}: {tags[flag]}")
+    return found
+
+
 def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth | None:
     value = section.get(role)
     if value is None:
@@ -293,8 +328,10 @@ def _auth(section: dict[str, Any], role: str, default_user: str | None) -> Auth 
     if not user:
         raise ConfigError(f"postgresql.authentication.{role}.username: missing")
     password = value.get("password")
+    options = tuple((key, as_str(value[key], f"postgresql.authentication.{role}.{key}"))
+                    for key in AUTH_OPTIONS if value.get(key) not in (None, ""))
     return Auth(as_str(user, f"postgresql.authentication.{role}.username"),
-                None if password is None else str(password))
+                None if password is None else str(password), options)
 
 
 def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str, Any],
@@ -348,14 +385,15 @@ def _postgresql(raw: dict[str, Any], scope: str, name: str, bootstrap: dict[str,
         basebackup=tuple(basebackup), initdb=tuple(initdb),
         bootstrap_method=boot_method, bootstrap_method_options=boot_options, post_bootstrap=post_bootstrap,
         remove_data_directory_on_rewind_failure=as_bool(
-            section.get("remove_data_directory_on_rewind_failure", True),
+            section.get("remove_data_directory_on_rewind_failure", False),
             "postgresql.remove_data_directory_on_rewind_failure"),
         remove_data_directory_on_diverged_timelines=as_bool(
-            section.get("remove_data_directory_on_diverged_timelines", True),
+            section.get("remove_data_directory_on_diverged_timelines", False),
             "postgresql.remove_data_directory_on_diverged_timelines"),
         callbacks={str(k): str(v) for k, v in callbacks.items()},
         pre_promote=None if section.get("pre_promote") is None else as_str(section["pre_promote"],
                                                                           "postgresql.pre_promote"),
+        **postgresql_local(section, warnings),
     )
     return settings, params
 
@@ -385,7 +423,7 @@ def build_config(raw: Any, path: str | None = None,
         warnings.append("bootstrap.users is not applied (Patroni removed it in 3.0): create roles in "
                         "bootstrap.post_bootstrap instead")
     bootstrap_dcs = bootstrap.get("dcs") or {}
-    dynamic = dynamic_from(bootstrap_dcs, "bootstrap.dcs")
+    dynamic = dynamic_from(bootstrap_dcs, "bootstrap.dcs", warnings)
     dcs = _dcs(raw, warnings)
     restapi = _restapi(raw, warnings)
     pg, local_params = _postgresql(raw, scope, name, bootstrap, warnings)
@@ -394,14 +432,17 @@ def build_config(raw: Any, path: str | None = None,
     for tag in ("nofailover", "noloadbalance", "nosync", "nostream"):
         if tag in tags:
             tags[tag] = as_bool(tags[tag], f"tags.{tag}")
-    if "failover_priority" in tags:
-        tags["failover_priority"] = as_int(tags["failover_priority"], "tags.failover_priority", 0)
+    for tag in ("failover_priority", "sync_priority"):
+        if tag in tags:  # validated; published as written, as Patroni does
+            as_int(tags[tag], f"tags.{tag}", 0)
+    warnings += _conflicting_tags(tags)
     watchdog = as_section(raw, "watchdog")
     try:
         parse_watchdog(watchdog)
     except WatchdogConfigError as exc:
         raise ConfigError(str(exc)) from None
-    log = as_section(raw, "log")
+    log = log_settings(as_section(raw, "log"), warnings)
+    report_local(raw, warnings)
     try:
         vip = parse_vip(raw.get("vip"), warnings)
     except ValueError as exc:

@@ -20,6 +20,46 @@ def expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
     return value
 
 
+TIMING_MINIMUMS = {"loop_wait": 1, "retry_timeout": 1}
+TTL_MINIMUM = TIMING_MINIMUMS["loop_wait"] + 2 * TIMING_MINIMUMS["retry_timeout"]
+
+
+def adjust_timing(ttl: int, loop_wait: int, retry_timeout: int) -> tuple[int, int, int, list[str]]:
+    """The (ttl, loop_wait, retry_timeout) the daemon runs with, and one warning per
+    adjustment, after Patroni's _validate_and_adjust_timeouts: loop_wait and retry_timeout
+    below 1 are raised to 1; when loop_wait + 2 * retry_timeout > ttl, loop_wait is reduced
+    first, retry_timeout only once loop_wait is at its minimum. The one timing rule of
+    config/load.py and PATCH /config.
+
+    Where pg_ha differs on purpose: Patroni also raises ttl to 20 and retry_timeout to 3;
+    pg_ha runs with a shorter lease (ttl 5 fails over in about 5 s, measured in
+    docs/BENCHMARKS.md), so it keeps what it is given down to TTL_MINIMUM, the smallest ttl
+    that loop_wait 1 and retry_timeout 1 fit in; a smaller one is raised to it."""
+    warnings: list[str] = []
+    if ttl < TTL_MINIMUM:
+        warnings.append(f"ttl={ttl} can't be smaller than {TTL_MINIMUM}, adjusting to {TTL_MINIMUM}")
+        ttl = TTL_MINIMUM
+    values = {"loop_wait": loop_wait, "retry_timeout": retry_timeout}
+    for name, minimum in TIMING_MINIMUMS.items():
+        if values[name] < minimum:
+            warnings.append(f"{name}={values[name]} can't be smaller than {minimum}, adjusting to {minimum}")
+            values[name] = minimum
+    loop_wait, retry_timeout = values["loop_wait"], values["retry_timeout"]
+    min_loop_wait = TIMING_MINIMUMS["loop_wait"]
+    if min_loop_wait + 2 * retry_timeout > ttl:
+        new_retry = (ttl - min_loop_wait) // 2
+        warnings.append(f'Violated the rule "loop_wait + 2*retry_timeout <= ttl", where ttl={ttl}. '
+                        f"Adjusting loop_wait from {loop_wait} to {min_loop_wait} and retry_timeout "
+                        f"from {retry_timeout} to {new_retry}")
+        loop_wait, retry_timeout = min_loop_wait, new_retry
+    elif loop_wait + 2 * retry_timeout > ttl:
+        new_loop = ttl - 2 * retry_timeout
+        warnings.append(f'Violated the rule "loop_wait + 2*retry_timeout <= ttl", where ttl={ttl} and '
+                        f"retry_timeout={retry_timeout}. Adjusting loop_wait from {loop_wait} to {new_loop}")
+        loop_wait = new_loop
+    return ttl, loop_wait, retry_timeout, warnings
+
+
 MAX_SECONDS = 10 ** 9  # timings: far above any sane value, far below etcd's lease limit (int64)
 MAX_INT = 2 ** 63 - 1  # what PostgreSQL and etcd can hold
 
@@ -66,3 +106,23 @@ def as_section(raw: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     return expect(value, dict, key)
+
+
+def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
+    value = as_str(value, key).strip()
+    if value.startswith("[") and "]" in value:  # [::1]:5432
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.lstrip(":")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, ""
+    if not host:
+        raise ConfigError(f"{key}: missing host in {value!r}")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ConfigError(f"{key}: invalid port in {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key}: port out of range in {value!r}")
+    return host, port

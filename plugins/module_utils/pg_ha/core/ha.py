@@ -38,6 +38,7 @@ class Action(enum.StrEnum):
     RELEASE_LOCK = "release_lock"        # give the lock up (primary failed to start)
     CLEAR_FAILOVER = "clear_failover"    # drop a failover key that can no longer be honoured
     FENCED = "fenced"                    # the watchdog fired: PostgreSQL was stopped by it
+    LEASE_EXPIRED = "lease_expired"      # the lease deadline passed unrenewed (node/lease_guard.py): stop at once
     FATAL = "fatal"                      # refuse to run (system identifier mismatch)
     # standby cluster (dynamic config standby_cluster): the leader replicates from a remote primary
     BOOTSTRAP_STANDBY = "bootstrap_standby"  # take `initialize`, clone the remote primary
@@ -102,6 +103,7 @@ class Policy:
     standby_cluster: str | None = None   # the remote primary ("host:port") of a standby cluster
     failsafe_mode: bool = False
     synchronous_quorum: bool = False     # synchronous_mode: quorum (implies synchronous_mode)
+    primary_start_timeout: int = 300     # a crashed primary's time to start; 0: fail over at once
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -166,11 +168,11 @@ def _lost_race_reason(cluster: Cluster, local: LocalView, policy: Policy) -> str
             return f"Primary ({peer.name}) is still alive"
         if peer.nofailover or not policy.synchronous_quorum and not _sync_allows(cluster, peer.name, policy):
             continue
-        if peer.wal_lsn > local.wal_lsn:
-            return f"{peer.name} has a higher wal position ({peer.wal_lsn} > {local.wal_lsn})"
+        if peer.wal_lsn > local.wal_lsn:  # Patroni's words
+            return f"Wal position of {peer.name} is ahead of my wal position ({peer.wal_lsn} > {local.wal_lsn})"
         if peer.wal_lsn == local.wal_lsn and peer.failover_priority > local.failover_priority:
-            return (f"{peer.name} has the same wal position and a higher failover_priority "
-                    f"({peer.failover_priority} > {local.failover_priority})")
+            return (f"{peer.name} has equally tolerable WAL position and priority {peer.failover_priority}, "
+                    f"while this node has priority {local.failover_priority}")
         if policy.check_timeline and (peer.timeline or 0) > (local.timeline or 0):
             return f"{peer.name} is on a newer timeline ({peer.timeline} > {local.timeline})"
     return None
@@ -228,8 +230,9 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 
-def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str | None = None) -> Decision:
+def _not_running(cluster: Cluster, local: LocalView, paused: bool, policy: Policy) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
+    standby = policy.standby_cluster
     if paused:
         return Decision(Action.NOOP, "PAUSE: postgres is not running",
                         refresh_lock=leader == local.name)
@@ -237,6 +240,11 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, standby: str 
         if local.primary_start_failed:
             return Decision(Action.RELEASE_LOCK,
                             "primary failed to start, releasing the leader lock")
+        if standby is None and policy.primary_start_timeout == 0 and any(
+                _healthy_peer(local, n) and _sync_allows(cluster, n, policy) for n in local.peers or {}
+                if n != local.name):
+            # Patroni: primary_start_timeout 0 prefers a failover to a restart, when one is possible
+            return Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over.")
         if standby is not None:
             return Decision(Action.STANDBY_LEADER,
                             f"starting the standby leader, replicating from the remote primary {standby}",
@@ -378,6 +386,8 @@ def _no_leader(cluster: Cluster, local: LocalView, policy: Policy, paused: bool)
     if failover is not None and failover.leader == me and failover.candidate is None:
         return Decision(Action.NOOP, "manual failover: I am the former leader, not racing for the lock")
     reason = _lost_race_reason(cluster, local, policy)
+    if reason is not None and local.nofailover:  # Patroni's words, also with no leader to follow yet
+        return Decision(Action.NOOP, f"following a different leader because {reason}")
     if reason is not None:
         return Decision(Action.NOOP, f"not the healthiest node for the leader race: {reason}")
     return _acquire(local, standby=policy.standby_cluster)
@@ -434,7 +444,7 @@ def _decide(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
                         "of the existing data directory",
                         on_failure=Decision(Action.NOOP, "failed to acquire initialize lock"))
     if not local.running:
-        return _not_running(cluster, local, paused, policy.standby_cluster)
+        return _not_running(cluster, local, paused, policy)
     if leader == me:
         return _leader_with_lock(cluster, local, policy, paused)
     if leader is not None:

@@ -48,15 +48,28 @@ def parse_int(value: str | None) -> int | None:
         return None
 
 
-def failover_priority(tags: dict[str, Any]) -> int:
-    """The ``failover_priority`` tag (Patroni 4): default 1, 0 = never promote."""
-    value = tags.get("failover_priority", 1)
-    if isinstance(value, bool):
-        return 1
+def _priority(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):
-        return 1
+        return None
+
+
+def failover_priority(tags: dict[str, Any]) -> int:
+    """The ``failover_priority`` tag (Patroni 4): default 1, 0 = never promote (unless a
+    ``nofailover: false`` tag says otherwise: see no_failover)."""
+    value = _priority(tags.get("failover_priority"))
+    return 1 if value is None else value
+
+
+def no_failover(tags: dict[str, Any]) -> bool:
+    """Patroni's ``_bool_tag``: a ``nofailover`` tag, when given, wins over failover_priority."""
+    if tags.get("nofailover") is not None:
+        return bool(tags["nofailover"])
+    value = _priority(tags.get("failover_priority"))
+    return value is not None and value <= 0
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ class Member:
 
     @property
     def nofailover(self) -> bool:
-        return bool(self.tags.get("nofailover", False)) or failover_priority(self.tags) <= 0
+        return no_failover(self.tags)
 
     @property
     def pending_restart(self) -> bool:

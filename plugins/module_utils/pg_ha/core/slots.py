@@ -148,7 +148,8 @@ def replica_member_slots(cluster: Cluster, me: str, *, nofailover: bool,
             else published.get(name, 0)
     retain = (cluster.status or {}).get("retain_slots")
     if member_slots_ttl > 0 and not nofailover and isinstance(retain, list):
-        out.update({n: 0 for n in retain if isinstance(n, str) and n not in out and n != slot_name(me)})
+        out.update({n: published.get(n, 0) for n in retain
+                    if isinstance(n, str) and n not in out and n != slot_name(me)})
     return out, expected
 
 
@@ -265,6 +266,10 @@ def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
       to be active and without xmin, advanced to the published position; one that is not
       expected to be active but holds an xmin (old hot_standby_feedback) is dropped, so
       it does not hold back the xmin horizon, and created again;
+    - such an idle physical slot with no published position (the leader has no such slot,
+      or never reported it: e.g. slots Patroni left in a data directory taken over) follows
+      replay_lsn instead, so that no slot pins WAL on a replica for nothing (beyond Patroni,
+      which leaves it where it is; PostgreSQL never moves a slot past replay);
     - slots that are not permanent and not ignored are dropped (inactive ones only, by the
       caller); so is a copy whose database/plugin no longer matches or whose WAL is lost.
     """
@@ -297,8 +302,8 @@ def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot],
             continue
         if slot is None:
             create_physical.append(name)
-        elif name not in expected_active and not slot.active and slot.lsn and lsn > slot.lsn:
-            advance_physical[name] = lsn
+        elif name not in expected_active and not slot.active and slot.lsn and (lsn or replay_lsn) > slot.lsn:
+            advance_physical[name] = lsn or replay_lsn
     return ReplicaPlan(tuple(copy), advance, tuple(create_physical), advance_physical, tuple(drop))
 
 

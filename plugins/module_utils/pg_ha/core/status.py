@@ -61,6 +61,17 @@ def member_role(facts: CycleFacts) -> str:
     return "replica"
 
 
+BOOLEAN_TAGS = ("clonefrom", "nofailover", "noloadbalance", "nosync", "nostream")
+
+
+def published_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    """The tags as Patroni publishes them: its boolean tags only when set (nofailover also
+    beside failover_priority, nosync beside sync_priority); custom tags always."""
+    return {k: v for k, v in tags.items()
+            if k not in BOOLEAN_TAGS or v or (k == "nofailover" and "failover_priority" in tags)
+            or (k == "nosync" and "sync_priority" in tags)}
+
+
 def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
     """Value of members/<name> (Patroni's fields)."""
     data: dict[str, Any] = {
@@ -70,18 +81,25 @@ def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
         "role": member_role(facts),
         "version": __version__,
     }
+    if config.postgresql.proxy_url:  # postgresql.proxy_address, as Patroni publishes it
+        data["proxy_url"] = config.postgresql.proxy_url
     if facts.running or facts.wal_lsn:
         data["xlog_location"] = facts.wal_lsn
     if facts.timeline is not None:
         data["timeline"] = facts.timeline
-    if facts.running and facts.in_recovery and facts.streaming:
-        data["replication_state"] = "streaming"
+    if facts.running and facts.in_recovery:
+        for key, lsn in (("replay_lsn", facts.replay_lsn), ("receive_lsn", facts.receive_lsn)):
+            if lsn:  # as Patroni 4: patronictl shows them as Receive/Replay LSN and lag
+                data[key] = lsn
+        if facts.streaming:
+            data["replication_state"] = "streaming"
     if facts.pending_restart:
         data["pending_restart"] = True
     if facts.scheduled_restart:
         data["scheduled_restart"] = facts.scheduled_restart
-    if config.tags:
-        data["tags"] = config.tags
+    tags = published_tags(config.tags)
+    if tags:
+        data["tags"] = tags
     return data
 
 
@@ -119,8 +137,9 @@ def patroni_status(config: Config, facts: CycleFacts) -> dict[str, Any]:
     if facts.scheduled_restart:
         body["scheduled_restart"] = facts.scheduled_restart
     body["patroni"] = {"version": __version__, "scope": config.scope, "name": config.name}
-    if config.tags:
-        body["tags"] = config.tags
+    tags = published_tags(config.tags)
+    if tags:
+        body["tags"] = tags
     if facts.paused:
         body["pause"] = True
     if facts.cluster_unlocked:

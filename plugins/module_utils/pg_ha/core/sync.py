@@ -41,27 +41,52 @@ def standby_names_value(names: Sequence[str], count: int) -> str:
     return f"FIRST {min(count, len(names))} ({listed})"
 
 
+@dataclass(frozen=True)
+class LagLimit:
+    """maximum_lag_on_syncnode: a standby further behind than `max_lag` bytes (measured in
+    `column`, after synchronous_commit) is not synchronous; compared with the most advanced
+    standby, or with `leader_lsn` when there is only one (as Patroni)."""
+
+    max_lag: int = -1
+    column: str = "flush_lsn"
+    leader_lsn: int = 0
+
+
+def lsn_column(synchronous_commit: Any) -> str:
+    """The pg_stat_replication position a commit waits for under this synchronous_commit."""
+    return {"remote_apply": "replay_lsn", "remote_write": "write_lsn"}.get(str(synchronous_commit).lower(),
+                                                                          "flush_lsn")
+
+
+def _within_lag(streaming: dict[str, int], limit: LagLimit) -> dict[str, int]:
+    if limit.max_lag <= 0 or not streaming:
+        return streaming
+    newest = max(streaming.values()) if len(streaming) > 1 else limit.leader_lsn
+    return {n: lsn for n, lsn in streaming.items() if newest - lsn <= limit.max_lag}
+
+
 def candidates(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]],
-               current: Sequence[str], count: int) -> tuple[str, ...]:
-    """Streaming standbys that may be synchronous: members without `nosync`, current
-    synchronous ones first (no flapping), then the least lagging."""
+               current: Sequence[str], count: int, limit: LagLimit = LagLimit()) -> tuple[str, ...]:
+    """Streaming standbys that may be synchronous: members without `nosync` that lag at most
+    maximum_lag_on_syncnode, current synchronous ones first (no flapping), then the least lagging."""
     streaming: dict[str, int] = {}
     for row in replication:
         name = row.get("application_name")
         if row.get("state") == "streaming" and isinstance(name, str):
-            streaming[name] = max(streaming.get(name, 0), int(row.get("flush_lsn") or 0))
-    eligible = [m.name for m in cluster.members
-                if m.name != me and m.name in streaming and not m.tags.get("nosync")]
+            streaming[name] = max(streaming.get(name, 0), int(row.get(limit.column) or 0))
+    members = {m.name for m in cluster.members if m.name != me and not m.tags.get("nosync")}
+    streaming = _within_lag({n: lsn for n, lsn in streaming.items() if n in members}, limit)
+    eligible = [m.name for m in cluster.members if m.name in streaming]
     eligible.sort(key=lambda n: (n not in current, -streaming[n], n))
     return tuple(eligible[:max(count, 0)])
 
 
 def plan(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]], current_names: Sequence[str],
-         count: int, strict: bool) -> SyncPlan:
+         count: int, strict: bool, limit: LagLimit = LagLimit()) -> SyncPlan:
     """One step of synchronous replication management on the leader."""
     sync: SyncState | None = cluster.sync
     in_key = tuple(sync.sync_standby) if sync is not None and sync.leader == me else ()
-    wanted = candidates(cluster, me, replication, [n for n in current_names if n != "*"], count)
+    wanted = candidates(cluster, me, replication, [n for n in current_names if n != "*"], count, limit)
     confirmed = {str(r.get("application_name")) for r in replication
                  if r.get("sync_state") in ("sync", "quorum")}
     # keep what stays wanted; add only what PostgreSQL already waits for and confirms

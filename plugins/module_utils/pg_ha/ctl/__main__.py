@@ -7,13 +7,18 @@ Exit codes: 0 done, 1 the command failed (one ``Error: ...`` line on stderr), 2 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 from .cli import build_parser
 from .errors import CtlError
 
+QUIET_LIBRARIES = ("kazoo",)  # their reconnect warnings would reach the terminal through logging's last resort
+
 
 def main(argv: list[str] | None = None) -> int:
+    for name in QUIET_LIBRARIES:  # a failure is the one "Error: ..." line below, not a log line per retry
+        logging.getLogger(name).addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.ctl_command:
@@ -28,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from .ctlconfig import load
 
         ctx = Ctx(load(args.config_file, args.dcs_url, args.insecure))
-        return int(getattr(module, function)(ctx, args) or 0)
+        try:
+            return int(getattr(module, function)(ctx, args) or 0)
+        finally:
+            ctx.close()
     except CtlError as exc:
         sys.stdout.flush()
         sys.stderr.write(f"Error: {exc}\n")

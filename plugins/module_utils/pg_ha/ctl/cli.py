@@ -59,7 +59,8 @@ def build_parser() -> Parser:
                         help="configuration file: the daemon's own or a ctl file "
                              "(default: $PG_HACTL_CONFIG_FILE or ~/.config/pg_ha/pg_hactl.yaml)")
     parser.add_argument("-d", "--dcs-url", "--dcs", dest="dcs_url", metavar="URL",
-                        help="the DCS to use instead of the config's, e.g. etcd3://127.0.0.1:2379[/namespace]")
+                        help="the DCS to use instead of the config's, e.g. etcd3://127.0.0.1:2379[/namespace] "
+                             "or zookeeper://zk1:2181,zk2:2181")
     parser.add_argument("-k", "--insecure", action="store_true",
                         help="do not verify the REST API's TLS certificates")
     parser.add_argument("--version", action="version", version=f"{PROG} version {__version__}")
@@ -177,6 +178,20 @@ def build_parser() -> Parser:
     p.add_argument("names", nargs="*", metavar="CLUSTER [MEMBER ...]",
                    help="cluster name (default: scope from the config) and member names (default: all)")
     _format(p)
+
+    p = command("demote-cluster", "cmd_cluster_role:run_demote", "Demote cluster to a standby cluster")
+    _cluster(p)
+    _force(p)
+    p.add_argument("--host", help="address of the remote node")
+    p.add_argument("--port", type=int, help="port of the remote node")
+    p.add_argument("--restore-command", dest="restore_command",
+                   help="command to restore WAL records from the remote primary")
+    p.add_argument("--primary-slot-name", dest="primary_slot_name",
+                   help="name of the slot on the remote node to use for replication")
+
+    p = command("promote-cluster", "cmd_cluster_role:run_promote", "Promote cluster, make it run standalone")
+    _cluster(p)
+    _force(p)
 
     p = command("completion", "completion:run", "Print a shell completion script (bash or zsh)")
     p.add_argument("shell", choices=("bash", "zsh"), help="bash: source <(pg_hactl completion bash)")

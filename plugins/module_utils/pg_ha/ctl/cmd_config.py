@@ -156,7 +156,7 @@ def unified_diff(before: str, after: str) -> list[str]:
 
 def validate(data: dict[str, Any]) -> None:
     try:
-        dynamic_from(data, "config")
+        dynamic_from(data, "config", [])
     except ConfigError as exc:
         raise CtlError(f"the new configuration is invalid, nothing changed: {exc}") from None
 

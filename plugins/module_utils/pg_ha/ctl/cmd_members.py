@@ -11,6 +11,7 @@ import time
 from argparse import Namespace
 from typing import Any
 
+from ..config.defaults import DYNAMIC_DEFAULTS
 from ..core.model import Cluster, Member
 from ..dcs import DCSError
 from .context import Ctx, confirm_members, leader_first, normalize_role, warn
@@ -40,7 +41,7 @@ def parse_duration(text: str | None) -> float | None:
 
 def loop_wait(cluster: Cluster) -> int:
     value = cluster.config.data.get("loop_wait") if cluster.config is not None else None
-    return value if isinstance(value, int) and value > 0 else 10
+    return value if isinstance(value, int) and value > 0 else DYNAMIC_DEFAULTS["loop_wait"]
 
 
 def _body_text(body: Any) -> str:

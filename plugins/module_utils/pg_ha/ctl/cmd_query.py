@@ -76,9 +76,9 @@ def _result(cursor: Any, sql: str) -> tuple[list[str] | None, list[list[Any]]]:
 def _print(columns: list[str] | None, rows: list[list[Any]], args: Namespace) -> None:
     if columns is None and args.fmt in ("json", "yaml", "yml"):
         rows, columns = [], []
-    if args.fmt == "tsv" and columns is None:
-        for row in rows:
-            echo(args.delimiter.join("" if v is None else str(v) for v in row))
+    if args.fmt == "tsv":  # every value as str(), as patronictl: NULL is None, booleans True/False
+        for row in ([columns] if columns else []) + rows:
+            echo(args.delimiter.join(str(v) for v in row))
         return
     echo(render(columns or ["status"], rows, args.fmt, delimiter=args.delimiter))
 

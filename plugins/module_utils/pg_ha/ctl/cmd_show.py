@@ -13,9 +13,10 @@ from ..core.model import Cluster
 from ..dcs import DCSError
 from .context import Ctx, members_with_role, normalize_role
 from .errors import CtlError, UsageError
-from .members import host_port, print_members
+from .members import host_port
 from .output import dump_json, dump_yaml, echo, render, timestamp
 from .prompt import ask
+from .table import print_members
 
 HISTORY_COLUMNS = ["TL", "LSN", "Reason", "Timestamp", "New Leader"]
 CLEAR_SCREEN = "\x1b[H\x1b[2J"

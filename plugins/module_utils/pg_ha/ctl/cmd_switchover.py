@@ -14,9 +14,10 @@ from ..core.model import Cluster, Member
 from ..dcs import DCSError
 from .context import Ctx, warn
 from .errors import CtlError
-from .members import is_standby_cluster, print_members
+from .members import is_standby_cluster
 from .output import echo, mb, timestamp
 from .prompt import ask, confirm, next_hour_example, parse_scheduled
+from .table import print_members
 
 DEFAULT_MAXIMUM_LAG = 1048576
 

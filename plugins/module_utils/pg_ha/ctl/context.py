@@ -12,9 +12,10 @@ from ..core.model import Cluster, Member
 from ..dcs import AbstractDCS, DCSError, get_dcs
 from .ctlconfig import CtlConfig
 from .errors import CtlError, UsageError
-from .members import cluster_is_empty, print_members
+from .members import cluster_is_empty
 from .output import echo
 from .prompt import ask, confirm
+from .table import print_members
 
 if TYPE_CHECKING:
     from ..client import PgHaClient
@@ -74,6 +75,12 @@ class Ctx:
             except (DCSError, ValueError) as exc:
                 raise CtlError(f"cannot use the DCS: {exc}") from None
         return self._dcs[scope]
+
+    def close(self) -> None:
+        """End the DCS connections (a ZooKeeper session would otherwise outlive pg_hactl by its timeout)."""
+        for dcs in self._dcs.values():
+            dcs.close()
+        self._dcs.clear()
 
     def cluster(self, scope: str, must_exist: bool = True) -> Cluster:
         dcs = self.dcs(scope)

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pg_hactl's configuration: a light reading of either the daemon's own YAML or a ctl file.
 
-Only what the CLI needs is taken: ``scope``, ``namespace``, the DCS section (``etcd3:`` or
-``etcd:``, or ``--dcs-url``), REST API credentials (``ctl:`` first, then ``restapi:``) and the
+Only what the CLI needs is taken: ``scope``, ``namespace``, the DCS section (``etcd3:``,
+``etcd:`` or ``zookeeper:``, or ``--dcs-url``), REST API credentials (``ctl:`` first, then ``restapi:``) and the
 database superuser for ``query``. Nothing else is validated, so a file holding just the DCS
 section works. ``PATRONI_*`` / ``PG_HA_*`` environment variables override the file as for
 the daemon.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.load import ConfigError, apply_env
-from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd: (hosts, protocol, TLS)
+from ..config.load import _dcs as dcs_section  # the daemon's own parsing of etcd3:/etcd:/zookeeper: (hosts, TLS)
 from ..config.settings import Auth, Config, DcsSettings, DynamicSettings, PostgresqlSettings, RestApiSettings
 from .errors import CtlError, UsageError
 
@@ -24,8 +24,11 @@ CONFIG_ENV = ("PG_HACTL_CONFIG_FILE", "PATRONICTL_CONFIG_FILE")
 DCS_URL_ENV = ("PG_HACTL_DCS_URL", "DCS_URL")
 DEFAULT_NAMESPACE = "/service/"
 DEFAULT_DCS_TIMEOUT = 5  # seconds for each DCS call of the CLI (ctl.retry_timeout)
-DCS_SCHEMES = {"etcd3": ("etcd3", "http"), "etcd": ("etcd", "http"),
+DCS_SCHEMES = {"etcd3": ("etcd3", "http"), "etcd": ("etcd", "http"), "zookeeper": ("zookeeper", "http"),
                "http": ("etcd3", "http"), "https": ("etcd3", "https")}
+DEFAULT_HOSTS = {"etcd3": "localhost:2379", "etcd": "localhost:2379", "zookeeper": "localhost:2181"}
+ZOOKEEPER_PORT = "2181"  # patronictl: a URL without a scheme is ZooKeeper's when its port is 2181
+DCS_SECTIONS = ("etcd3", "etcd", "zookeeper")
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class CtlConfig:
     def dcs_config(self, scope: str) -> Config:
         """A settings.Config good enough for ``get_dcs`` (it reads only the DCS fields)."""
         if self.dcs is None:
-            raise CtlError("no DCS configured: give -c CONFIG with an etcd3: (or etcd:) section, "
-                           "or --dcs-url etcd3://HOST:PORT")
+            raise CtlError("no DCS configured: give -c CONFIG with an etcd3:, etcd: or zookeeper: section, "
+                           "or --dcs-url etcd3://HOST:PORT (or zookeeper://HOST:PORT)")
         return Config(scope=scope, name="pg_hactl", namespace=self.namespace, restapi=RestApiSettings(),
                       dcs=self.dcs, postgresql=PostgresqlSettings(name="pg_hactl", scope=scope, data_dir=""),
                       dynamic=DynamicSettings(retry_timeout=self.dcs_timeout))
@@ -64,18 +67,21 @@ class CtlConfig:
 def parse_dcs_url(url: str) -> tuple[DcsSettings, str | None]:
     """``etcd3://h1:2379,h2:2379/namespace`` -> (DcsSettings, namespace or None).
 
-    Schemes: etcd3, etcd (v2 API), http/https (etcd3 over that protocol); no scheme means etcd3."""
+    Schemes: etcd3, etcd (v2 API), zookeeper, http/https (etcd3 over that protocol). No scheme
+    means etcd3, or zookeeper when the (first) port is 2181, as patronictl picks by port."""
     text = url.strip()
     scheme, sep, rest = text.partition("://")
     if not sep:
-        scheme, rest = "etcd3", text
+        first = text.partition("/")[0].split(",")[0].strip()
+        scheme, rest = ("zookeeper" if first.rpartition(":")[2] == ZOOKEEPER_PORT else "etcd3"), text
     if scheme.lower() not in DCS_SCHEMES:
-        raise UsageError(f"unknown DCS scheme in --dcs-url {url!r} (use etcd3:// or etcd://)")
+        raise UsageError(f"unknown DCS scheme in --dcs-url {url!r} (use etcd3://, etcd:// or zookeeper://)")
     kind, protocol = DCS_SCHEMES[scheme.lower()]
     netloc, _, path = rest.partition("/")
-    hosts = [h.strip() for h in netloc.split(",") if h.strip()] or ["localhost:2379"]
+    hosts = [h.strip() for h in netloc.split(",") if h.strip()] or [DEFAULT_HOSTS[kind]]
+    section: dict[str, Any] = {"hosts": hosts} if kind == "zookeeper" else {"hosts": hosts, "protocol": protocol}
     try:
-        parsed = dcs_section({kind: {"hosts": hosts, "protocol": protocol}}, [])
+        parsed = dcs_section({kind: section}, [])
     except ConfigError as exc:
         raise UsageError(f"invalid --dcs-url {url!r}: {exc}") from None
     namespace = "/" + path.strip("/") if path.strip("/") else None
@@ -151,7 +157,7 @@ def load(option: str | None = None, dcs_url: str | None = None, insecure: bool =
     if dcs_url:
         dcs, url_namespace = parse_dcs_url(dcs_url)
         namespace = url_namespace or namespace
-    elif "etcd3" in raw or "etcd" in raw:
+    elif any(kind in raw for kind in DCS_SECTIONS):
         try:
             dcs = dcs_section(raw, [])
         except ConfigError as exc:

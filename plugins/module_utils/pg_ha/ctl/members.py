@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.model import Cluster, Member, host_port, is_standby_cluster
-from .output import dump_yaml, echo, mb, render
+from .output import dump_yaml, mb
 
 BASE_COLUMNS = ["Cluster", "Member", "Host", "Role", "State", "TL", "Lag in MB"]
 OPTIONAL_COLUMNS = ["Pending restart", "Scheduled restart", "Tags"]
@@ -153,16 +153,6 @@ def service_info(cluster: Cluster) -> list[str]:
                 text += f"\n{label:>24}: {value}"
         lines.append(text)
     return lines
-
-
-def print_members(cluster: Cluster, scope: str, extended: bool = False, fmt: str = "pretty",
-                  topology: bool = False) -> None:
-    columns, rows = member_table(cluster, scope, extended, topology, fmt)
-    echo(render(columns, rows, fmt, RIGHT, drop_empty=True))
-    if fmt == "pretty":
-        info = service_info(cluster)
-        if info:
-            echo(" " + "\n ".join(info))
 
 
 def cluster_is_empty(cluster: Cluster) -> bool:

@@ -65,11 +65,12 @@ def dump_json(data: Any) -> str:
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "pretty",
            right: Iterable[str] = (), drop_empty: bool = False, delimiter: str = "\t") -> str:
-    """One table in the chosen format; json/yaml give a list of {column: value} objects."""
+    """One table in the chosen format; json/yaml give a list of {column: value} objects
+    (as patronictl: json keeps the column order, yaml sorts the keys)."""
     if fmt in ("json", "yaml", "yml"):
         items = [{c: v for c, v in zip(columns, row, strict=False) if not (drop_empty and cell_text(v) == "")}
                  for row in rows]
-        return dump_json(items) if fmt == "json" else dump_yaml(items, sort_keys=False).rstrip("\n")
+        return dump_json(items) if fmt == "json" else dump_yaml(items).rstrip("\n")
     if fmt == "tsv":
         return tsv(columns, rows, delimiter)
     return pretty_table(columns, rows, right)

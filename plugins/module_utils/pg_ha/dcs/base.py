@@ -86,6 +86,13 @@ class AbstractDCS(abc.ABC):
         """Refresh the session and check the leader key still holds our name;
         write optime/leader when last_lsn is given. False = we lost the lock."""
 
+    def lease_sent_at(self, before: float) -> float:
+        """When the request that renewed our leader lease was sent (time.monotonic()), after
+        update_leader or attempt_to_acquire_leader succeeded; `before` is when that call
+        started. A backend that may reuse an earlier keepalive for the call says when that
+        was sent (etcd v3); the others renew in the call itself, so `before` is right."""
+        return before
+
     @abc.abstractmethod
     def delete_leader(self, leader: Leader | None, last_lsn: int | None = None) -> bool:
         """Delete the leader key iff it holds our name (write optime first)."""
@@ -154,6 +161,41 @@ class AbstractDCS(abc.ABC):
         if scheduled_at:
             value["scheduled_at"] = scheduled_at.isoformat()
         return self.set_failover_value(json.dumps(value, separators=(",", ":")), version)
+
+
+class KeyValueDCS(AbstractDCS):
+    """The cluster-wide keys of a backend that offers three primitives on a path relative
+    to the scope: write, compare-and-set write and compare-and-set delete (version None:
+    whatever the version; 0: only if absent)."""
+
+    @abc.abstractmethod
+    def _put(self, path: str, value: str) -> bool: ...
+
+    @abc.abstractmethod
+    def _cas_put(self, path: str, value: str, version: int | None) -> bool: ...
+
+    @abc.abstractmethod
+    def _cas_delete(self, path: str, version: int | None) -> bool: ...
+
+    def cancel_initialization(self) -> bool:
+        return self._cas_delete("initialize", None)
+
+    def set_config_value(self, value: str, version: int | None = None) -> bool:
+        return self._cas_put("config", value, version)
+
+    def set_failover_value(self, value: str, version: int | None = None) -> bool:
+        if value == "":
+            return self._cas_delete("failover", version)
+        return self._cas_put("failover", value, version)
+
+    def set_history_value(self, value: str) -> bool:
+        return self._put("history", value)
+
+    def set_sync_state_value(self, value: str, version: int | None = None) -> bool:
+        return self._cas_put("sync", value, version)
+
+    def delete_sync_state(self, version: int | None = None) -> bool:
+        return self._cas_delete("sync", version)
 
 
 # -- helpers shared by the backends ---------------------------------------------

@@ -18,7 +18,7 @@ import etcd  # python-etcd
 import urllib3
 
 from ..core.model import Cluster, Leader
-from .base import AbstractDCS, DCSError, Node, WatchNotifier, cluster_from_nodes, parse_hosts
+from .base import DCSError, KeyValueDCS, Node, WatchNotifier, cluster_from_nodes, parse_hosts
 
 logger = logging.getLogger(__name__)
 # python-etcd logs every failed attempt at ERROR; our DCSError messages say it once.
@@ -37,7 +37,7 @@ def _index_of(exc: etcd.EtcdException) -> int:
         return 0
 
 
-class Etcd(AbstractDCS):
+class Etcd(KeyValueDCS):
     """Patroni-compatible keys in etcd through the v2 API."""
 
     def __init__(self, namespace: str, scope: str, name: str, ttl: int, retry_timeout: float,
@@ -142,7 +142,10 @@ class Etcd(AbstractDCS):
             return False
         return True
 
-    def _cas_write(self, path: str, value: str, version: int | None) -> bool:
+    def _put(self, path: str, value: str) -> bool:
+        return self._write(path, value)
+
+    def _cas_put(self, path: str, value: str, version: int | None) -> bool:
         if version is None:
             return self._write(path, value)
         if version == 0:  # "absent" (v2 ignores prevIndex=0)
@@ -221,23 +224,6 @@ class Etcd(AbstractDCS):
 
     def cancel_initialization(self) -> bool:
         return self._delete(self.client_path("initialize"))
-
-    def set_config_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_write("config", value, version)
-
-    def set_failover_value(self, value: str, version: int | None = None) -> bool:
-        if value == "":
-            return self._cas_delete("failover", version)
-        return self._cas_write("failover", value, version)
-
-    def set_history_value(self, value: str) -> bool:
-        return self._write("history", value)
-
-    def set_sync_state_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_write("sync", value, version)
-
-    def delete_sync_state(self, version: int | None = None) -> bool:
-        return self._cas_delete("sync", version)
 
     def write_status(self, value: dict[str, Any]) -> bool:
         self._write("status", json.dumps(value, separators=(",", ":")))

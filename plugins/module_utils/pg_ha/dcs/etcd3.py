@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..core.model import Cluster, Leader
-from .base import AbstractDCS, DCSError, Node, WatchNotifier, cluster_from_nodes
+from .base import DCSError, KeyValueDCS, Node, WatchNotifier, cluster_from_nodes
 from .etcd3_client import Etcd3Client, EtcdError, as_int, b64, prefix_end, unb64
 from .etcd3_watch import Etcd3Watcher
 from .kvcache import KVCache, leader_refresh, member_write_needed
@@ -54,7 +54,7 @@ def _compare(key: str, target: str, value: Any) -> dict[str, Any]:
             field: b64(value) if target == "VALUE" else str(value)}
 
 
-class Etcd3(AbstractDCS):
+class Etcd3(KeyValueDCS):
     """Patroni-compatible keys in etcd through the v3 API."""
 
     def __init__(self, namespace: str, scope: str, name: str, ttl: int, retry_timeout: float,
@@ -245,6 +245,12 @@ class Etcd3(AbstractDCS):
             return self._txn([_compare(key, "VALUE", self.name)], success)
         return self._with_lease(update)
 
+    def lease_sent_at(self, before: float) -> float:
+        """The leader key hangs on our lease: it lives ttl from the last keepalive etcd
+        answered, which the call may have reused (KEEPALIVE_REUSE) or sent itself."""
+        sent = self._keepalive_at
+        return min(before, sent) if sent else before
+
     def delete_leader(self, leader: Leader | None, last_lsn: int | None = None) -> bool:
         key = self.leader_path
         success = [_put(self.client_path("optime/leader"), str(last_lsn))] if last_lsn is not None else []
@@ -256,26 +262,6 @@ class Etcd3(AbstractDCS):
             return self._put("initialize", sysid)
         key = self.client_path("initialize")
         return self._txn([_compare(key, "CREATE", 0)], [_put(key, sysid)])
-
-    def cancel_initialization(self) -> bool:
-        return self._cas_delete("initialize", None)
-
-    def set_config_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_put("config", value, version)
-
-    def set_failover_value(self, value: str, version: int | None = None) -> bool:
-        if value == "":
-            return self._cas_delete("failover", version)
-        return self._cas_put("failover", value, version)
-
-    def set_history_value(self, value: str) -> bool:
-        return self._put("history", value)
-
-    def set_sync_state_value(self, value: str, version: int | None = None) -> bool:
-        return self._cas_put("sync", value, version)
-
-    def delete_sync_state(self, version: int | None = None) -> bool:
-        return self._cas_delete("sync", version)
 
     def write_status(self, value: dict[str, Any]) -> bool:
         ops = [_put(self.client_path("status"), json.dumps(value, separators=(",", ":")))]

@@ -11,15 +11,12 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..http1 import Connection
-from .base import Node
-from .etcd3_client import EtcdError, as_int, b64, error_from, prefix_end, unb64
-from .kvcache import Event
-
-if TYPE_CHECKING:
-    from .etcd3 import Etcd3
+from .base import Node, WatchNotifier
+from .etcd3_client import Etcd3Client, EtcdError, as_int, b64, error_from, prefix_end, unb64
+from .kvcache import Event, KVCache
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +39,24 @@ def enable_tcp_keepalive(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
+class WatchedEtcd3(Protocol):
+    """What the watcher uses of its DCS, dcs/etcd3.py's Etcd3 (which imports this module):
+    its cache, client and notifier are the watcher's to feed, read and fire."""
+
+    scope: str
+    retry_timeout: float
+    cache: KVCache
+    _client: Etcd3Client
+    _notifier: WatchNotifier
+
+    @property
+    def base_path(self) -> str: ...
+
+    def read_all(self) -> int: ...
+
+
 class Etcd3Watcher(threading.Thread):
-    def __init__(self, dcs: Etcd3) -> None:
+    def __init__(self, dcs: WatchedEtcd3) -> None:
         super().__init__(name=f"etcd3-watch-{dcs.scope}", daemon=True)
         self.dcs = dcs
         self.stopping = threading.Event()

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HA loop: read the DCS, look at PostgreSQL (observe.py), decide (core/ha.py), act
 (executor.py), then the lease's side effects (lease_effects.py), the leader's housekeeping
-(leader_housekeeping.py), a due scheduled restart (restarts.py), and publish (member key + REST
-status); a cycle without the DCS goes to outage.py. Also the daemon's side of the REST API
-and of the configuration (dynamic config from the DCS, reload of the local file)."""
+(leader_housekeeping.py) or a replica's slots (permanent_slots.py), a due scheduled restart
+(restarts.py), and publish (member key + REST status); a cycle without the DCS goes to
+outage.py. Also the daemon's side of the REST API and of the configuration (dynamic config
+from the DCS, reload of the local file)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..config import load as config_mod
 from ..config.settings import Config
+from ..core import lease
 from ..core.ha import Action, Decision, Policy, decide
 from ..core.model import Cluster
 from ..core.status import CycleFacts, member_data, member_role, patroni_status
@@ -64,6 +66,7 @@ class Daemon:
         self.replica_slots = ReplicaSlots(pg, self.executor)
         self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
+        self._warn_lease_timing(config)
 
     # -- ApiBackend ------------------------------------------------------------------
     @property
@@ -75,10 +78,18 @@ class Daemon:
         return self._dcs
 
     def status(self) -> dict[str, Any]:
-        return self._status
+        """The last cycle's status; a postmaster that died since then is no longer "running"
+        (Patroni's API finds out with its query and answers state "unknown")."""
+        status = self._status
+        if status.get("state") == "running" and not self.pg.is_running():
+            return {**status, "state": "unknown"}
+        return status
 
     def cluster(self) -> Cluster | None:
         return self._cluster
+
+    def lease_deadline(self) -> float | None:
+        return self.executor.lease.deadline
 
     def last_cycle_age(self) -> float:
         return time.monotonic() - self._last_cycle
@@ -189,7 +200,7 @@ class Daemon:
                 self.replica_slots.promoted()
                 self.housekeeping.took_over(cluster)
             self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
-        elif decision.action == Action.NOOP and facts.running and facts.in_recovery and not self.executor.busy:
+        elif self._is_idle_replica(decision, cluster):
             self.replica_slots.run(self._config, cluster, facts.replay_lsn)
         self._manage_vip(decision)
         self.restarts.run_due()
@@ -201,11 +212,19 @@ class Daemon:
                       can_bootstrap=True, synchronous_mode=dyn.synchronous_mode,
                       standby_cluster=standby.remote_name(dyn),
                       failsafe_mode=dyn.failsafe_mode,
-                      synchronous_quorum=dyn.synchronous_quorum)
+                      synchronous_quorum=dyn.synchronous_quorum,
+                      primary_start_timeout=dyn.master_start_timeout)
 
     def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \
             not self.executor.busy and self.pg.is_running()
+
+    def _is_idle_replica(self, decision: Decision, cluster: Cluster) -> bool:
+        """Following another member's lock, with nothing running and PostgreSQL in recovery."""
+        state = self._cycle_state
+        return decision.action == Action.NOOP and not self.executor.busy and state is not None \
+            and state.running and bool(state.in_recovery) and cluster.leader is not None \
+            and cluster.leader.name != self._config.name
 
     def _state_after(self, decision: Decision) -> LocalState:
         """PostgreSQL's state after this cycle's action: the one read at the start of the
@@ -255,9 +274,19 @@ class Daemon:
         self.watchdog.reconfigure(parse_watchdog(new.watchdog))
         self.watchdog.set_timing(new.dynamic.ttl, new.dynamic.loop_wait, new.dynamic.retry_timeout,
                                  new.dynamic.failsafe_mode)
+        if (old.dynamic.ttl, old.dynamic.loop_wait, old.dynamic.retry_timeout) != \
+                (new.dynamic.ttl, new.dynamic.loop_wait, new.dynamic.retry_timeout):
+            self._warn_lease_timing(new)
         if old.postgresql != new.postgresql:
             self._pg_settings_dirty = True
         self._apply_pg_settings()
+
+    @staticmethod
+    def _warn_lease_timing(config: Config) -> None:
+        dyn = config.dynamic
+        warning = lease.timing_warning(dyn.ttl, dyn.loop_wait, dyn.retry_timeout)
+        if warning:
+            logger.warning("%s", warning)
 
     def _apply_pg_settings(self) -> None:
         """Hand changed PostgreSQL settings to the instance; while a background action

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from ..watchdog import from_config as watchdog_from_config
 from . import standby
 from .background import BackgroundWork
 from .callbacks import CallbackRunner, pre_promote_allows
+from .lease_guard import LeaseGuard
 from .state import NodeState
 from .sync_control import SyncControl
 
@@ -51,12 +53,14 @@ class Executor(BackgroundWork, SyncControl):
         self.dcs = dcs
         self.pg = pg
         self._state = NodeState()
+        self._state_lock = threading.Lock()  # the lease guard's thread demotes too
         if data_was_primary(config.postgresql.data_dir):  # found at start: check it against a leader
             self._state = self._state.data_suspect()
         self.callbacks = CallbackRunner(config.postgresql.callbacks, config.scope)
         self.last_role: str | None = None
         self.vip = manager_for(config.vip)  # released here before a primary stops
         self.watchdog: Watchdog = watchdog_from_config(parse_watchdog(config.watchdog), config.postgresql.data_dir)
+        self.lease = LeaseGuard(self._lease_deadline_passed, self._runs_primary)
 
     # -- the node's state: read by anyone, changed here only --------------------------
     @property
@@ -64,7 +68,32 @@ class Executor(BackgroundWork, SyncControl):
         return self._state
 
     def _become(self, transition: Callable[[NodeState], NodeState]) -> None:
-        self._state = transition(self._state)
+        with self._state_lock:
+            self._state = transition(self._state)
+
+    # -- the leader lease deadline (lease_guard.py, core/lease.py) ----------------------
+    def _lease_renewed(self, before: float) -> None:
+        """Our leader key was renewed (or taken) by a call that started at `before`. A standby
+        leader accepts no writes: it has no deadline to keep."""
+        if standby.remote_name(self.config.dynamic) is None:
+            self.lease.renewed(self.dcs.lease_sent_at(before), self.config.dynamic.ttl)
+
+    def lease_consented(self, asked_at: float) -> None:
+        """failsafe_mode: every member accepted our POST /failsafe sent at `asked_at`."""
+        if standby.remote_name(self.config.dynamic) is None:
+            self.lease.renewed(asked_at, self.config.dynamic.ttl)
+
+    def _runs_primary(self) -> bool:
+        """PostgreSQL runs (or starts) without standby.signal, or is being promoted: what the
+        lease guard must stop once the deadline passed. No query: PostgreSQL may hang too."""
+        return self.pg.is_running() and (data_was_primary(self.config.postgresql.data_dir)
+                                         or self.busy == "promoting")
+
+    def _lease_deadline_passed(self) -> None:
+        """The lease guard's thread, at (and after) the deadline."""
+        expired = Decision(Action.LEASE_EXPIRED, "demoting self because the leader lease was not renewed "
+                           "before its deadline: stopping PostgreSQL before the lease can expire in the DCS")
+        logger.error("%s", self.execute(expired, Cluster(), 0).message)
 
     def bootstrap_backoff(self) -> bool:
         """After a failed bootstrap, leave the initialize key to the other members for 2 * ttl
@@ -85,6 +114,8 @@ class Executor(BackgroundWork, SyncControl):
     def execute(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> Decision:
         """Carry the decision out; returns the one that was actually applied (its
         on_failure when the step did not succeed), whose sentence the loop logs."""
+        if decision.action != Action.LEASE_EXPIRED:  # the guard's thread knows no cluster
+            self.lease.set_paused(cluster.paused)
         if decision.refresh_lock and not self.refresh_lock(cluster, wal_lsn):
             return Decision(Action.NOOP, f"failed to update leader lock: not acting on '{decision.message}'")
         ok = HANDLERS[decision.action](self, decision, cluster, wal_lsn)
@@ -118,12 +149,14 @@ class Executor(BackgroundWork, SyncControl):
     def refresh_lock(self, cluster: Cluster, wal_lsn: int | None) -> bool:
         if cluster.leader is None or cluster.leader.name != self.config.name:
             return False
+        before = time.monotonic()
         try:
             refreshed = self.dcs.update_leader(cluster.leader, wal_lsn)
         except DCSError as exc:
             logger.error("failed to update leader lock: %s", exc)
             return False
         if refreshed:
+            self._lease_renewed(before)
             self.watchdog.keepalive()  # only after the lease was renewed: it runs down otherwise
         return refreshed
 
@@ -131,6 +164,7 @@ class Executor(BackgroundWork, SyncControl):
         conninfo = self.conninfo(cluster, target)
         ok = self.pg.start("replica", conninfo, self.slot_for_me(cluster, target) if conninfo else None)
         if ok:
+            self.lease.clear()
             self._become(lambda s: s.started_replica(target if conninfo else None))
             self.callbacks.fire("on_start", "replica")
             self.note_role("replica")
@@ -148,20 +182,35 @@ class Executor(BackgroundWork, SyncControl):
         upstream = self._state.upstream
         return self.run_async("copying logical slots", copy)
 
-    def promote(self, cluster: Cluster) -> bool | None:
-        """Watchdog, fencing hook, then pg_ctl promote. None: vetoed (the lock was given up)."""
+    def promote(self, cluster: Cluster, if_failed: Callable[[], None] = lambda: None) -> bool | None:
+        """Arm the watchdog (here, on the loop), then in the background the fencing hook and
+        pg_ctl promote, so the loop keeps renewing the lease meanwhile (`busy`: promoting).
+        None: vetoed by the watchdog (the lock was given up); False: busy. In the background:
+        a pre_promote veto gives the lock up, no promotion once the lease deadline passed,
+        and `if_failed` runs when pg_ctl promote did not succeed."""
         if not self.watchdog.arm():
             logger.error("not promoting self because the watchdog could not be activated: releasing the lock")
             self.dcs.delete_leader(None)
             return None
-        if not pre_promote_allows(self.config.postgresql.pre_promote, self.config.scope,
-                                  self.config.dynamic.retry_timeout * 2):
-            self.dcs.delete_leader(None)
-            return None
-        if not self.pg.promote():
-            return False
-        self.after_promotion(cluster)
-        return True
+
+        def run() -> bool:
+            if not pre_promote_allows(self.config.postgresql.pre_promote, self.config.scope,
+                                      self.config.dynamic.retry_timeout * 2):
+                self.dcs.delete_leader(None)
+                return False
+            if not self.lease.ahead():
+                logger.error("not promoting self: the leader lease deadline passed during the promotion")
+                return False
+            if not self.pg.promote():
+                if_failed()
+                return False
+            if not self.lease.ahead():  # the guard stops it (it polls until the deadline moves)
+                logger.error("promoted after the leader lease deadline passed: the lease guard stops it")
+                return False
+            self.after_promotion(cluster)
+            return True
+
+        return self.run_async("promoting", run)
 
     def after_promotion(self, cluster: Cluster) -> None:
         self.note_role("primary")
@@ -186,6 +235,7 @@ class Executor(BackgroundWork, SyncControl):
         the other members get the next try (bootstrap_backoff)."""
         if not self.dcs.initialize(create_new=True, sysid=""):
             return False
+        self.lease.clear()  # a new cluster: no lease of an earlier one may stop its first start
 
         def run() -> None:
             if not make_data():
@@ -200,7 +250,10 @@ class Executor(BackgroundWork, SyncControl):
             if role == "primary":
                 self.note_role("primary")
             self.dcs.initialize(create_new=False, sysid=self.pg.sysid() or "")
+            before = time.monotonic()
             if self.dcs.attempt_to_acquire_leader():
+                if role == "primary":
+                    self._lease_renewed(before)
                 logger.info("%s", success)
             if self.dcs.get_cluster().config is None:
                 self.dcs.set_config_value(json.dumps(self.config.bootstrap_dcs, separators=(",", ":")))
@@ -213,6 +266,7 @@ class Executor(BackgroundWork, SyncControl):
         self._become(NodeState.demoted)
         if not self.pg.stop(mode):
             return False
+        self.lease.clear()
         self.callbacks.fire("on_stop", "primary")
         return True
 
@@ -225,7 +279,11 @@ class Executor(BackgroundWork, SyncControl):
         then, as for a failed read (failsafe_mode); False means the key is not ours."""
         if cluster.leader is None or cluster.leader.name != self.config.name:
             return False
-        return self.dcs.update_leader(cluster.leader, wal_lsn)
+        before = time.monotonic()
+        if not self.dcs.update_leader(cluster.leader, wal_lsn):
+            return False
+        self._lease_renewed(before)
+        return True
 
     def _fatal(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self._become(lambda s: s.refused(decision.message))
@@ -275,7 +333,9 @@ class Executor(BackgroundWork, SyncControl):
 
     def _start_primary(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         def start() -> None:
-            if self.pg.start("primary"):
+            # primary_start_timeout: how long a crashed primary may take (crash recovery)
+            # before it gives the lock up for a failover (RELEASE_LOCK next cycle)
+            if self.pg.start("primary", timeout=max(1, self.config.dynamic.master_start_timeout)):
                 self.callbacks.fire("on_start", "primary")
                 self.note_role("primary")
                 self._become(NodeState.started_primary)
@@ -346,23 +406,39 @@ class Executor(BackgroundWork, SyncControl):
         return self.promote(cluster) is True
 
     def _acquire(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        before = time.monotonic()
         if not self.dcs.attempt_to_acquire_leader():
             return False
+        self._lease_renewed(before)
         if self.pg.state().in_recovery and not self.prepare_promotion(cluster):
             return True  # we hold the lock: the next cycle promotes
         if not self.pg.state().in_recovery:
             self.watchdog.arm()
             self.after_promotion(cluster)
             return True
-        if self.promote(cluster) is False:
+        def failed() -> None:
             logger.error("promotion failed after acquiring the leader lock: releasing it")
             self.dcs.delete_leader(None)
+        self.promote(cluster, failed)
         return True
 
     def _demote(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self.vip.release("demoting: I do not hold the leader lock")
         self._become(NodeState.demoted)
         self.pg.stop("immediate")
+        self.lease.clear()
+        self.callbacks.fire("on_stop", "primary")
+        return True
+
+    def _lease_expired(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """From the lease guard's thread (lease_guard.py), whatever the loop is doing: the
+        deadline passed without a renewal. Stop at once (a promotion under way fails with it);
+        the deadline stays, so a primary started again before a renewal is stopped again. The
+        loop decides what follows once the DCS answers (rejoin, or start again holding the key)."""
+        self.vip.release("the leader lease deadline passed")
+        self._become(NodeState.demoted)
+        if not self.pg.stop("immediate"):
+            return False
         self.callbacks.fire("on_stop", "primary")
         return True
 
@@ -371,6 +447,7 @@ class Executor(BackgroundWork, SyncControl):
         following nobody, until the DCS tells who leads. The VIP went before (lease_effects)."""
         self._become(NodeState.demoted)
         self.pg.stop("immediate")
+        self.lease.clear()
         self.watchdog.disarm()
         self.run_async("starting", lambda: self.pg.start("replica", None, None))
         return True
@@ -392,6 +469,7 @@ class Executor(BackgroundWork, SyncControl):
     def _release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         self.vip.release("releasing the leader lock")
         self._become(NodeState.lock_released)
+        self.lease.clear()
         return self.dcs.delete_leader(cluster.leader)
 
     def _clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
@@ -453,6 +531,7 @@ class Executor(BackgroundWork, SyncControl):
         """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
         self.join(timeout=60)
         logger.info("shutting down: stopping PostgreSQL")
+        self.lease.stop()  # stopping it here anyway; the key is released below
         self._become(NodeState.stopping)
         paused = cluster is not None and cluster.paused
         if not paused:  # before PostgreSQL stops and the lock goes
@@ -492,6 +571,7 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.RELEASE_LOCK: Executor._release_lock,
     Action.CLEAR_FAILOVER: Executor._clear_failover,
     Action.FENCED: Executor._fenced,
+    Action.LEASE_EXPIRED: Executor._lease_expired,
     Action.FATAL: Executor._fatal,
     Action.BOOTSTRAP_STANDBY: Executor._bootstrap_standby,
     Action.STANDBY_LEADER: Executor._standby_leader,

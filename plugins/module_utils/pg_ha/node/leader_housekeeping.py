@@ -108,10 +108,13 @@ class LeaderHousekeeping:
         if dyn.synchronous_quorum:
             manage_quorum(self._dcs, self._executor, cluster, me, state.replication or [])
             return
+        limit = sync_mod.LagLimit(dyn.maximum_lag_on_syncnode,
+                                  sync_mod.lsn_column(config.postgresql.parameters.get("synchronous_commit")),
+                                  state.wal_lsn or 0)
         step = sync_mod.plan(cluster, me, state.replication or [], self._executor.sync_names or (),
-                             dyn.synchronous_node_count, dyn.synchronous_mode_strict)
-        if step.write_key:
-            value = json.dumps({"leader": me, "sync_standby": ",".join(step.key_standbys) or None},
+                             dyn.synchronous_node_count, dyn.synchronous_mode_strict, limit)
+        if step.write_key:  # names sorted, as Patroni writes them
+            value = json.dumps({"leader": me, "sync_standby": ",".join(sorted(step.key_standbys)) or None},
                                separators=(",", ":"))
             if not self._dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
                 logger.warning("sync key changed concurrently: synchronous standbys unchanged this cycle")

@@ -72,8 +72,9 @@ class Observer:
         void = empty or incomplete
         state = self._pg.state()
         leader = cluster.leader.name if cluster.leader else None
+        crashed_leader = leader == config.name and not state.running and config.dynamic.master_start_timeout == 0
         need_peers = not busy and not void and (
-            leader is None or (leader == config.name and cluster.failover is not None))
+            leader is None or (leader == config.name and cluster.failover is not None) or crashed_leader)
         peers = fetch_peers(cluster, config.name, min(2.0, config.dynamic.retry_timeout),
                             config.restapi) if need_peers else None
         sysid = state.sysid or (None if void or busy else self._pg.sysid())
@@ -93,7 +94,8 @@ class Observer:
         receiver = state.wal_receiver or {}
         facts = CycleFacts(
             running=state.running, in_recovery=view.in_recovery, busy=busy,
-            crashed=not state.running and not busy and not node.stopped_on_purpose and not void,
+            crashed=not state.running and not busy and not node.stopped_on_purpose and not void
+            and not cluster.paused,  # in maintenance mode a dead postmaster is just stopped (Patroni)
             data_dir_empty=void, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
             replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
             replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",

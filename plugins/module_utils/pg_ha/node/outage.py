@@ -7,6 +7,7 @@ still know."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from ..config.settings import Config
@@ -41,7 +42,10 @@ class OutagePath:
                           paused=bool(known and known.paused), running=state.running,
                           in_recovery=state.in_recovery, busy=executor.busy,
                           known_topology=self._failsafe.topology)
+        asked_at = time.monotonic()
         decision = self._failsafe.decide(view, config, config.postgresql.conn_url, state.wal_lsn or 0)
+        if decision.consented:  # the members' consent moves the lease deadline (core/lease.py)
+            executor.lease_consented(asked_at)
         logger.info("%s", decision.message)
         lease_effects.during_outage(self._watchdog, executor.vip, decision.consented)
         if decision.action == Action.DEMOTE_OFFLINE:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from ..config.settings import RestApiSettings
 from ..core.ha import PeerInfo
-from ..core.model import Cluster, Member, failover_priority
+from ..core.model import Cluster, Member, failover_priority, no_failover
 from ..http1 import Connection, HttpError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def peer_from_status(name: str, body: Any) -> PeerInfo:
     return PeerInfo(name=name, reachable=True, running=body.get("state") == "running",
                     in_recovery=in_recovery, wal_lsn=lsn,
                     timeline=timeline if isinstance(timeline, int) else None,
-                    nofailover=bool(tags.get("nofailover", False)) or failover_priority(tags) <= 0,
+                    nofailover=no_failover(tags),
                     failover_priority=failover_priority(tags))
 
 
@@ -112,3 +112,12 @@ def fetch_peers(cluster: Cluster, me: str, timeout: float,
         info = future.result()
         result[info.name] = info
     return result
+
+
+def name_in_use(cluster: Cluster, name: str, timeout: float, restapi: RestApiSettings | None = None) -> bool:
+    """Another daemon runs as `name`: its member key is in the DCS and its REST API answers
+    (a key left by a crashed daemon, whose API is gone, does not count: as Patroni)."""
+    member = cluster.get_member(name)
+    if member is None or not member.api_url:
+        return False
+    return fetch_one(member, timeout, client_context(restapi)).reachable

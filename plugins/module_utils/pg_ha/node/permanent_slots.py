@@ -8,7 +8,10 @@
   state file from the primary (pg_read_binary_file, written while PostgreSQL is stopped:
   the Executor does the stop and start), advance the copies to the published position
   with pg_replication_slot_advance (in a thread, never past replay_lsn), keep permanent
-  physical slots, and watch whether each copy is safe to use after a promotion
+  physical slots and the other members' slots (not those of members cascading from here:
+  they stream through them) at the published position, or at replay_lsn when none is
+  published, so that no idle slot pins WAL here (a data directory taken over from
+  Patroni has such slots), and watch whether each copy is safe to use after a promotion
   (hot_standby_feedback and our physical slot's catalog_xmin on the primary)."""
 from __future__ import annotations
 
@@ -134,6 +137,7 @@ class ReplicaSlots:
         self._executor = executor
         self.advancer = SlotAdvancer(pg)
         self.pending: dict[str, int | None] = {}  # copies not yet known safe: primary's catalog_xmin
+        self._announced: set[str] = set()  # physical slots said once to be advanced
 
     def run(self, config: Config, cluster: Cluster, replay_lsn: int | None) -> None:
         """One cycle on a running replica that follows the leader of this cluster."""
@@ -160,7 +164,10 @@ class ReplicaSlots:
         for name in plan.create_physical:
             self._pg.create_physical_slot(name)
         for name, lsn in sorted(plan.advance_physical.items()):
-            self._pg.advance_physical_slot(name, lsn)
+            if self._pg.advance_physical_slot(name, lsn) and name not in self._announced:
+                self._announced.add(name)
+                logger.info("replication slot %s on this replica: advanced with the cluster from now on, "
+                            "so it pins no WAL for nothing", name)
         recopy = self.advancer.schedule(plan.advance)
         if any(s.logical for s in wanted.values()) and leader.conn_url:
             self._check_ready(config, cluster, leader.conn_url, local)

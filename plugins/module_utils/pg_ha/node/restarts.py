@@ -62,8 +62,9 @@ class Restarts:
         if scheduled_at is not None:
             if self.scheduled is not None:
                 return 409, "Another restart is already scheduled"
-            self.scheduled = {"schedule": scheduled_at.isoformat(), "postgres_version": postgres_version,
-                              "role": role, "restart_pending": restart_pending}
+            job = {"schedule": scheduled_at.isoformat(), "postgres_version": postgres_version,
+                   "role": role, "restart_pending": restart_pending or None}
+            self.scheduled = {k: v for k, v in job.items() if v is not None}  # as Patroni: only the conditions given
             self._wakeup()
             return 202, "Restart scheduled"
         reason = refusal(self._status(), postgres_version, role, restart_pending)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -17,11 +18,11 @@ from typing import Any
 
 from ..config.settings import PostgresqlSettings
 from . import bootstrap as _bootstrap
-from . import config
+from . import config, layout
 from . import custom_bootstrap as _custom
 from . import rewind as _rewind
 from . import slots as _slots
-from .ctl import Ctl
+from .ctl import Ctl, run
 from .lsn import format_lsn, parse_lsn
 from .query import Db, LocalState
 
@@ -117,12 +118,9 @@ class Postgresql:
             if slot_name:
                 recovery["primary_slot_name"] = slot_name
             recovery.update({k: str(v) for k, v in (standby_extra or {}).items() if k in config.STANDBY_RECOVERY})
-        config.ensure_base_conf(data_dir)
-        changed = config.write_if_changed(self._path(config.MAIN_CONF),
-                                          config.render_postgresql_conf(self._settings, recovery))
-        if self._settings.pg_hba:
-            changed |= config.write_if_changed(self._path(config.HBA_CONF),
-                                               config.render_pg_hba(self._settings.pg_hba))
+        layout.prepare(self._settings)
+        conf_changed, hba_changed = layout.write_files(self._settings, recovery)
+        changed = conf_changed or hba_changed
         changed |= config.set_signal(data_dir, config.STANDBY_SIGNAL, role == "replica")
         changed |= config.set_signal(data_dir, config.RECOVERY_SIGNAL, False)
         config.write_pgpass(self._settings)
@@ -131,7 +129,7 @@ class Postgresql:
     def current_role_files(self) -> tuple[str, dict[str, str]]:
         """The role and recovery settings our files currently describe."""
         role = "replica" if os.path.exists(self._path(config.STANDBY_SIGNAL)) else "primary"
-        return role, config.read_recovery_params(self._settings.data_dir)
+        return role, config.read_recovery_params(layout.conf_dir(self._settings))
 
     def _wait_accepting(self, deadline: float) -> bool:
         while True:
@@ -145,9 +143,11 @@ class Postgresql:
             time.sleep(0.1)
 
     def start(self, role: str, primary_conninfo: Mapping[str, Any] | str | None = None,
-              slot_name: str | None = None, timeout: float = 60,
+              slot_name: str | None = None, timeout: float | None = None,
               standby_extra: Mapping[str, Any] | None = None) -> bool:
-        """Write the config for `role` and pg_ctl start -w; True once it accepts connections."""
+        """Write the config for `role` and pg_ctl start -w; True once it accepts connections
+        (within `timeout`, postgresql.pg_ctl_timeout when None)."""
+        timeout = self._settings.pg_ctl_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         if self.is_running():
             if not self._wait_accepting(deadline):
@@ -165,15 +165,33 @@ class Postgresql:
             return False
         return self._wait_accepting(deadline)
 
-    def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
+    def stop(self, mode: str = "fast", timeout: float | None = None) -> bool:
+        """Run postgresql.before_stop (waited for), then pg_ctl stop -m `mode` (within
+        `timeout`, postgresql.pg_ctl_timeout when None)."""
         self.db.close()
         if not self.is_running():
             return True
+        self._before_stop()
         logger.info("stopping PostgreSQL (mode %s)", mode)
-        return self.ctl.stop(mode, timeout)
+        return self.ctl.stop(mode, self._settings.pg_ctl_timeout if timeout is None else timeout)
 
-    def restart(self, timeout: float = 60) -> bool:
+    def _before_stop(self) -> None:
+        command = self._settings.before_stop
+        if not command:
+            return
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            logger.error("before_stop script `%s` cannot be parsed: %s", command, exc)
+            return
+        res = run(argv, max(1, self._settings.pg_ctl_timeout), self.ctl.env())
+        for line in (res.stdout + res.stderr).splitlines():
+            logger.info("before_stop: %s", line)
+        logger.info("before_stop script `%s` exited with %s", command, res.rc)
+
+    def restart(self, timeout: float | None = None) -> bool:
         """Stop (fast) and start again in the role and with the upstream our files describe."""
+        timeout = self._settings.pg_ctl_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         role, recovery = self.current_role_files()
         if not self.stop("fast", timeout):
@@ -265,11 +283,7 @@ class Postgresql:
             role, recovery = self.current_role_files()
             if role == "replica":
                 recovery.setdefault("recovery_target_timeline", "latest")
-            conf_changed = config.write_if_changed(self._path(config.MAIN_CONF), config.render_postgresql_conf(
-                settings, recovery if role == "replica" else None))
-            if settings.pg_hba:
-                hba_changed = config.write_if_changed(self._path(config.HBA_CONF),
-                                                      config.render_pg_hba(settings.pg_hba))
+            conf_changed, hba_changed = layout.write_files(settings, recovery if role == "replica" else None)
         config.write_pgpass(settings)
         reloaded = False
         pending: tuple[str, ...] = ()
@@ -353,8 +367,8 @@ class Postgresql:
     def create_physical_slot(self, name: str) -> None:
         _slots.create_physical_slot(self.db, name)
 
-    def advance_physical_slot(self, name: str, lsn: int) -> None:
-        _slots.advance_physical_slot(self.db, name, lsn)
+    def advance_physical_slot(self, name: str, lsn: int) -> bool:
+        return _slots.advance_physical_slot(self.db, name, lsn)
 
     def advance_logical_slots(self, database: str, slots: Mapping[str, int]) -> list[str]:
         """Advance copies of logical slots (run off the HA loop: no statement timeout)."""

@@ -17,7 +17,7 @@ from . import config
 from .ctl import run
 
 if TYPE_CHECKING:
-    from . import Postgresql
+    from .instance import Instance as Postgresql
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 """The files pg_ha owns in the data directory, and libpq connection strings.
 
 pg_ha owns `postgresql.conf`: initdb's original is kept as `postgresql.base.conf` and
-included at the top (like Patroni), our parameters follow and win. `pg_hba.conf` is
+included at the top (like Patroni), or `postgresql.custom_conf` in its place when that is
+set (as Patroni does); our parameters follow and win. `pg_hba.conf` is
 replaced by the configured lines when there are any. Passwords only ever go to the
 pgpass file (mode 0600), never into a conninfo string or a command line.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..config.settings import Auth, PostgresqlSettings
+from . import gucs
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
             logger.warning("ignoring parameter %s: pg_ha sets it itself", name)
             continue
         params[key] = value
+    major = gucs.binary_major(settings.bin_dir)
+    segment = gucs.wal_segment_bytes(settings.bin_dir, settings.data_dir) if major else gucs.DEFAULT_SEGMENT_BYTES
+    params = gucs.translate_parameters(params, major, segment)
     wal_level = str(params.get("wal_level", "replica")).lower()
     params["wal_level"] = wal_level if wal_level in ("replica", "logical") else "replica"
     if settings.use_pg_rewind and params.get("wal_log_hints") not in (True, "on", "true", 1, "1"):
@@ -81,10 +86,18 @@ def effective_parameters(settings: PostgresqlSettings) -> dict[str, Any]:
     return params
 
 
-def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None) -> str:
-    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica."""
-    lines = [MARKER, f"include '{BASE_CONF}'", ""]
+def render_postgresql_conf(settings: PostgresqlSettings, recovery: Mapping[str, Any] | None,
+                           include: str | None = None, files: Mapping[str, str] | None = None,
+                           recovering: bool = False) -> str:
+    """The text of postgresql.conf; `recovery` holds primary_conninfo & co. for a replica
+    (`recovering`: an archive recovery without them, e.g. a custom bootstrap), `files`
+    hba_file/ident_file unless the parameters set them (layout.py)."""
+    lines = [MARKER, f"include {quote_conf_value(include or settings.custom_conf or BASE_CONF)}", ""]
     params = effective_parameters(settings)
+    for name, value in (files or {}).items():
+        params.setdefault(name, value)
+    if recovery is not None or recovering:  # a standby must not go below what its primary had
+        params = gucs.raise_to_controldata(params, gucs.controldata_settings(settings.bin_dir, settings.data_dir))
     # needs a restart to change: written for every role, so promotion leaves nothing pending
     params["recovery_target_timeline"] = (recovery or {}).get("recovery_target_timeline") or "latest"
     for name in sorted(params):
@@ -272,6 +285,7 @@ def conninfo_for(settings: PostgresqlSettings, conn_url: str) -> dict[str, str]:
         "dbname": parts.path.lstrip("/") or "postgres",
         "connect_timeout": str(CONNECT_TIMEOUT),
     }
+    info.update(settings.replication.conn_options)  # postgresql.authentication.replication.ssl*
     for key, value in parse_qsl(parts.query):
         if key != "password":
             info.setdefault(key, value)
@@ -280,8 +294,11 @@ def conninfo_for(settings: PostgresqlSettings, conn_url: str) -> dict[str, str]:
 
 def rewind_conninfo(settings: PostgresqlSettings, conninfo: Mapping[str, Any]) -> dict[str, str]:
     """A leader's replication conninfo turned into a normal connection as the rewind user."""
-    info = {k: str(v) for k, v in conninfo.items() if k not in ("password", "replication")}
+    replication_only = set(settings.replication.conn_options) - set(settings.rewind_auth.conn_options)
+    info = {k: str(v) for k, v in conninfo.items()
+            if k not in ("password", "replication") and k not in replication_only}
     info["user"] = settings.rewind_auth.username
+    info.update(settings.rewind_auth.conn_options)
     info["dbname"] = info.get("dbname") or "postgres"
     info.setdefault("passfile", settings.pgpass)
     return info

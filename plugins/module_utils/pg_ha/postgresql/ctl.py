@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 
 from ..config.settings import PostgresqlSettings
+from . import layout
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,29 @@ def parse_controldata(text: str) -> dict[str, str]:
     return result
 
 
+START_LOG_LINES = 20  # the end of what a failed start wrote, copied into our log
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def log_tail(path: str, offset: int = 0, lines: int = START_LOG_LINES) -> list[str]:
+    """The last `lines` lines written to `path` after byte `offset` (a restarted log: from 0)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(offset if offset <= size else 0)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
 class Ctl:
     """Process-level control of one data directory."""
 
@@ -85,7 +110,12 @@ class Ctl:
         return self._postmaster_log or os.path.join(self.data_dir, "log", "postmaster.log")
 
     def binary(self, name: str) -> str:
-        return os.path.join(self.settings.bin_dir, name)
+        """The path of tool `name` (postgresql.bin_name may rename it) in bin_dir."""
+        return os.path.join(self.settings.bin_dir, self.settings.bin_name.get(name, name))
+
+    def server_options(self) -> dict[str, str]:
+        """`-c` options every postgres start needs: config_file with postgresql.config_dir."""
+        return layout.server_options(self.settings)
 
     def env(self, c_locale: bool = False) -> dict[str, str]:
         # no PG* of ours, and no PATRONI_*/PG_HA_* passwords: they are the daemon's, not the tools'
@@ -171,10 +201,16 @@ class Ctl:
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
         argv = [self.binary("pg_ctl"), "start", "-D", self.data_dir, "-w", "-s",
                 "-t", str(max(1, math.ceil(timeout))), "-l", self.log_path]
+        options = self.server_options()
+        if options:  # pg_ctl hands -o to a shell
+            argv += ["-o", " ".join(shlex.quote(f"--{k.replace('_', '-')}={v}") for k, v in options.items())]
+        offset = _file_size(self.log_path)
         res = run(argv, timeout + 15, self.env())
         if not res.ok:
             logger.error("pg_ctl start failed (rc=%s): %s; see %s", res.rc,
                          (res.stderr or res.stdout).strip(), self.log_path)
+            for line in log_tail(self.log_path, offset):
+                logger.error("postgres: %s", line)
         return res.ok
 
     def stop(self, mode: str, timeout: float) -> bool:
@@ -210,7 +246,7 @@ class Ctl:
         """`postgres --single` with stdin at EOF: crash recovery, then a shutdown checkpoint."""
         self.wait_dead_postmaster_reaped()
         argv = [self.binary("postgres"), "--single", "-D", self.data_dir]
-        for name, value in options.items():
+        for name, value in {**self.server_options(), **options}.items():
             argv += ["-c", f"{name}={value}"]
         argv.append("postgres")
         return run(argv, timeout, self.env())

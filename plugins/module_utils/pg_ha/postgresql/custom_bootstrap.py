@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 
 from . import bootstrap as _bootstrap
-from . import config
+from . import config, layout
 from .ctl import run
 
 if TYPE_CHECKING:
-    from . import Postgresql
+    from .instance import Instance as Postgresql
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,14 @@ def _write_files(pg: Postgresql, socket_dir: str, recovery: Mapping[str, Any], a
     """Config for the recovery phase: no TCP listener, a private 0700 socket directory and
     trust on it (as pg_upgrade does), since the restored roles' passwords are unknown."""
     s = pg.settings
-    config.ensure_base_conf(s.data_dir)
+    layout.prepare(s)
     private = replace(s, listen_hosts="", parameters={**s.parameters, "unix_socket_directories": socket_dir,
                                                       "unix_socket_permissions": "0700"})
-    text = config.render_postgresql_conf(private, None)
+    text = config.render_postgresql_conf(private, None, s.custom_conf or config.BASE_CONF, recovering=True)
     if recovery:
         text += "\n# bootstrap.recovery_conf\n" + "".join(
             f"{k} = {config.quote_conf_value(v)}\n" for k, v in recovery.items())
-    config.write_file(os.path.join(s.data_dir, config.MAIN_CONF), text)
+    config.write_file(layout.main_conf(s), text)  # hba_file stays the data directory's
     config.write_file(os.path.join(s.data_dir, config.HBA_CONF), config.render_pg_hba(["local all all trust"]))
     config.set_signal(s.data_dir, config.STANDBY_SIGNAL, False)
     config.set_signal(s.data_dir, config.RECOVERY_SIGNAL, archive_recovery)
@@ -152,7 +152,7 @@ def custom_bootstrap(pg: Postgresql) -> bool:
     if not _bootstrap.data_dir_empty(s.data_dir):
         logger.error("cannot bootstrap: data directory %s is not empty", s.data_dir)
         return False
-    os.makedirs(s.data_dir, mode=0o700, exist_ok=True)
+    # the command makes the data directory, as with Patroni (shutil.copytree, pgbackrest, wal-g)
     config.write_pgpass(s)
     argv = command_argv(s.scope, s.data_dir, options)
     logger.info("running custom bootstrap method %s: %s", method, " ".join(shlex.quote(a) for a in argv))
@@ -188,7 +188,8 @@ def post_bootstrap(pg: Postgresql) -> bool:
     if not s.post_bootstrap:
         return True
     connstring = config.conninfo_to_str({"host": s.connect_host, "port": str(s.port),
-                                         "user": s.superuser.username, "dbname": "postgres"})
+                                         "user": s.superuser.username, "dbname": "postgres",
+                                         **s.superuser.conn_options})
     env = pg.ctl.env()
     env["PGPASSFILE"] = s.pgpass
     argv = shlex.split(s.post_bootstrap) + [connstring]

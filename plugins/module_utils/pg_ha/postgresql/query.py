@@ -17,6 +17,7 @@ from typing import Any
 import psycopg2
 
 from ..config.settings import PostgresqlSettings
+from .layout import unix_socket_host
 from .lsn import maybe_lsn, timeline_from_walfile
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,9 @@ class Db:
             "dbname": "postgres", "connect_timeout": CONNECT_TIMEOUT,
             "application_name": APPLICATION_NAME, "passfile": s.pgpass,
         }
+        socket_dir = unix_socket_host(s)
+        if socket_dir is not None:  # postgresql.use_unix_socket
+            kwargs["host"] = socket_dir  # "": libpq's default directory
         if s.superuser.password is not None:
             kwargs["password"] = s.superuser.password
         if "PGGSSENCMODE" not in os.environ:
@@ -163,6 +167,7 @@ class Db:
             # default (prefer) loads and initialises Kerberos on every connect (~1 MB resident,
             # ~15 ms per connection measured). Set PGGSSENCMODE to choose otherwise.
             kwargs["gssencmode"] = "disable"
+        kwargs.update(s.superuser.conn_options)  # postgresql.authentication.superuser.ssl*
         if statement_timeout_ms is not None:
             kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         return kwargs

@@ -18,7 +18,7 @@ from .ctl import CLEAN_STATES, run
 from .lsn import format_lsn, maybe_lsn, parse_history, timeline_from_walfile
 
 if TYPE_CHECKING:
-    from . import Postgresql
+    from .instance import Instance as Postgresql
 
 logger = logging.getLogger(__name__)
 

@@ -146,11 +146,15 @@ def create_physical_slot(db: Db, name: str) -> None:
         logger.error("could not create physical replication slot %s: %s", name, exc)
 
 
-def advance_physical_slot(db: Db, name: str, lsn: int) -> None:
+def advance_physical_slot(db: Db, name: str, lsn: int) -> bool:
+    """pg_replication_slot_advance (on a replica PostgreSQL stops at the replayed position);
+    errors are logged (the next slot is still advanced). True when it was advanced."""
     try:
         db.query("SELECT pg_catalog.pg_replication_slot_advance(%s, %s)", (name, format_lsn(lsn)))
+        return True
     except Exception as exc:  # noqa: BLE001
         logger.error("could not advance replication slot %s to %s: %s", name, format_lsn(lsn), exc)
+        return False
 
 
 COPY_GONE = ("58P01", "55000")  # WAL file removed, slot invalidated: copy it again (Patroni)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+from ..config.defaults import DYNAMIC_DEFAULTS
 from .settings import WatchdogSettings, timing_problem, timing_warning
 
 logger = logging.getLogger("pg_ha")
@@ -41,14 +42,14 @@ class Watchdog:
         self._factory = factory
         self._device: Device | None = None
         self._timeout: int | None = None  # the timeout the armed device runs with
-        self._ttl = 30
-        self._loop_wait = 10
-        self._retry_timeout = 10.0
+        self._ttl: int = DYNAMIC_DEFAULTS["ttl"]
+        self._loop_wait: int = DYNAMIC_DEFAULTS["loop_wait"]
+        self._retry_timeout: float = DYNAMIC_DEFAULTS["retry_timeout"]
         self._failsafe_mode = False
         self._last_problem: str | None = None
 
     # -- configuration ----------------------------------------------------------------
-    def set_timing(self, ttl: int, loop_wait: int, retry_timeout: float = 10.0,
+    def set_timing(self, ttl: int, loop_wait: int, retry_timeout: float = DYNAMIC_DEFAULTS["retry_timeout"],
                    failsafe_mode: bool = False) -> None:
         """Timings from the dynamic config; an armed device gets the new timeout at the
         next keepalive."""

@@ -1,0 +1,59 @@
+# Copyright: elephant.ha developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Wait until the local ZooKeeper server serves: `srvr` names its mode (leader, follower or
+standalone), which it does only as a member of a working quorum. Prints the mode; exits 1 with
+the last answer after --timeout seconds. Stdlib only (the unit's ExecStartPost and the role)."""
+import argparse
+import socket
+import sys
+import time
+
+SERVING = ("leader", "follower", "standalone")
+
+
+def four_letter(host, port, word, timeout):
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def mode_of(answer):
+    for line in answer.splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2181)
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.timeout
+    last = "no answer"
+    while True:
+        try:
+            answer = four_letter(args.host, args.port, "srvr", 2)
+            mode = mode_of(answer)
+            if mode in SERVING:
+                print(mode)
+                return 0
+            last = answer.strip() or "empty answer"
+        except OSError as exc:
+            last = str(exc)
+        if time.monotonic() >= deadline:
+            print(f"zookeeper on {args.host}:{args.port} does not serve after {args.timeout:g} s: {last}",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
