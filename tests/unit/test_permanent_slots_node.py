@@ -286,3 +286,29 @@ def test_the_daemon_keeps_slots_only_as_an_idle_replica_of_another_leader() -> N
     assert d._is_idle_replica(noop, cluster)
     dcs.set_leader("pg1")  # a standby leader holds the lock: its slots are the leader's business
     assert not d._is_idle_replica(noop, dcs.get_cluster())
+
+
+def test_a_promotion_in_the_background_still_takes_over_the_retained_slots() -> None:
+    """PROMOTE runs in the background (executor busy): the housekeeping does not run on that
+    cycle, but the retain_slots of that cycle's status key are taken over and the replica's
+    advancing stops; the next cycle (UPDATE_LOCK, promotion done) keeps them."""
+    from pg_ha.node.daemon import Daemon
+
+    dcs = FakeDCS(name="pg1")
+    dcs.set_member("pg1")
+    dcs.set_json("status", {"optime": 900, "retain_slots": ["pg0", "pg1"]})
+    d = Daemon(make_config("pg1"), dcs, SimpleNamespace(data_dir_empty=lambda: False, is_running=lambda: True))
+    calls: list[str] = []
+    d.replica_slots = SimpleNamespace(promoted=lambda: calls.append("promoted"),  # type: ignore[assignment]
+                                      run=lambda *a: calls.append("replica run"))
+    d.housekeeping.run = lambda *a: calls.append("housekeeping")  # type: ignore[method-assign]
+    facts = SimpleNamespace(replay_lsn=900)
+    d.executor._busy = "promoting"
+    d._slots_and_housekeeping(Decision(Action.PROMOTE, "promote"), dcs.get_cluster(), facts)  # type: ignore[arg-type]
+    assert calls == ["promoted"]
+    assert set(d.housekeeping.retained) == {"pg0", "pg1"}
+    d.executor._busy = None
+    dcs.set_json("status", {"optime": 950})  # our own first status write: no retain_slots any more
+    d._slots_and_housekeeping(Decision(Action.UPDATE_LOCK, "renew"), dcs.get_cluster(), facts)  # type: ignore[arg-type]
+    assert calls == ["promoted", "housekeeping"]
+    assert set(d.housekeeping.retained) == {"pg0", "pg1"}

@@ -195,13 +195,7 @@ class Daemon:
         logger.info("%s", applied.message)
         decision = applied
         lease_effects.watchdog_step(self.watchdog, applied, cluster, facts)
-        if self._is_leader_now(decision, cluster, facts):
-            if decision.action in (Action.PROMOTE, Action.ACQUIRE):
-                self.replica_slots.promoted()
-                self.housekeeping.took_over(cluster)
-            self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
-        elif self._is_idle_replica(decision, cluster):
-            self.replica_slots.run(self._config, cluster, facts.replay_lsn)
+        self._slots_and_housekeeping(decision, cluster, facts)
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)
@@ -214,6 +208,19 @@ class Daemon:
                       failsafe_mode=dyn.failsafe_mode,
                       synchronous_quorum=dyn.synchronous_quorum,
                       primary_start_timeout=dyn.master_start_timeout)
+
+    def _slots_and_housekeeping(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> None:
+        """The leader's housekeeping, or a replica's slots. Taking the lock is noted on the
+        cycle that decided it: a promotion runs in the background (the executor is busy, so
+        the housekeeping only starts a cycle later, when the decision is UPDATE_LOCK), and the
+        retain_slots of the status key must be taken over from this cycle's cluster."""
+        if decision.action in (Action.PROMOTE, Action.ACQUIRE):
+            self.replica_slots.promoted()
+            self.housekeeping.took_over(cluster)
+        if self._is_leader_now(decision, cluster, facts):
+            self.housekeeping.run(self._config, cluster, lambda: self._state_after(decision))
+        elif self._is_idle_replica(decision, cluster):
+            self.replica_slots.run(self._config, cluster, facts.replay_lsn)
 
     def _is_leader_now(self, decision: Decision, cluster: Cluster, facts: CycleFacts) -> bool:
         return decision.action in (Action.UPDATE_LOCK, Action.PROMOTE, Action.ACQUIRE) and \
