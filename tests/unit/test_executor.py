@@ -144,3 +144,37 @@ def test_a_streaming_replica_starts_with_primary_conninfo_and_its_slot() -> None
     ex, dcs, pg = nostream_executor(False)
     assert ex.start_replica(dcs.get_cluster(), "pg0")
     assert pg.started == [({"host": "postgres://pg0:5432/postgres"}, "pg1")] and ex.state.upstream == "pg0"
+
+
+class Fired:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def fire(self, action: str, role: str) -> None:
+        self.calls.append((action, role))
+
+
+RELEASE = Decision(Action.RELEASE_LOCK, "removed leader key after trying and failing to start postgres")
+
+
+def test_releasing_the_lock_after_a_failed_primary_start_reports_demoted_then_replica() -> None:
+    from pg_ha.node.state import NodeState
+
+    ex, dcs, pg = executor(in_recovery=False)
+    assert dcs.attempt_to_acquire_leader()
+    ex.callbacks = Fired()  # type: ignore[assignment]
+    ex.note_role("primary")
+    ex._become(NodeState.primary_did_not_start)  # what the start handler records
+    assert ex.execute(RELEASE, dcs.get_cluster(), 0) is RELEASE and dcs.get_cluster().leader is None
+    assert ex.callbacks.calls == [("on_role_change", "demoted")]  # type: ignore[attr-defined]
+    ex.note_role("replica")  # started again as a replica
+    assert ex.callbacks.calls[-1] == ("on_role_change", "replica")  # type: ignore[attr-defined]
+
+
+def test_releasing_the_lock_for_a_failover_without_a_failed_start_reports_nothing() -> None:
+    ex, dcs, pg = executor(in_recovery=False)
+    assert dcs.attempt_to_acquire_leader()
+    ex.callbacks = Fired()  # type: ignore[assignment]
+    crashed = Decision(Action.RELEASE_LOCK, "Primary crashed. Failing over.")
+    assert ex.execute(crashed, dcs.get_cluster(), 0) is crashed and dcs.get_cluster().leader is None
+    assert ex.callbacks.calls == []  # type: ignore[attr-defined]

@@ -463,10 +463,18 @@ class Executor(BackgroundWork, SyncControl):
         return True
 
     def _release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """Give the lock up. After failing to start the primary (or standby leader) the node
+        is `demoted`, as Patroni's post_recover says to on_role_change; a later start as a
+        replica reports `replica`."""
+        failed_start = self.state.primary_start_failed
         self.vip.release("releasing the leader lock")
         self._become(NodeState.lock_released)
         self.lease.clear()
-        return self.dcs.delete_leader(cluster.leader)
+        released = self.dcs.delete_leader(cluster.leader)
+        if failed_start:
+            self.callbacks.fire("on_role_change", "demoted")
+            self.last_role = "demoted"
+        return released
 
     def _clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if cluster.failover is not None:
