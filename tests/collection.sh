@@ -60,6 +60,9 @@ setup() {
   # The collection as Ansible finds it: ANSIBLE_COLLECTIONS_PATH/ansible_collections/elephant/ha.
   mkdir -p "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/elephant"
   ln -sfn "$repo" "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/elephant/ha"
+  # ansible-lint and molecule search ~/.ansible/collections first, where molecule installs a copy
+  # of the collection; a copy left by an earlier (or interrupted) run would shadow this checkout.
+  rm -rf "${ANSIBLE_HOME:-$HOME/.ansible}/collections/ansible_collections/elephant/ha"
   # Test key for root on the podman hosts.
   if [ ! -f "$ELEPHANT_HA_SSH_DIR/id_ed25519" ]; then
     mkdir -p "$ELEPHANT_HA_SSH_DIR" && chmod 700 "$ELEPHANT_HA_SSH_DIR"

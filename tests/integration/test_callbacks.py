@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster import TestCluster, running_cluster
-from tests.harness.common import wait_for
+from tests.harness.common import kill_postmaster, wait_for
 
 pytestmark = pytest.mark.integration
 SCOPE = "hooks"
@@ -57,6 +57,24 @@ def test_callbacks_follow_the_lifecycle(cluster: TestCluster) -> None:
     wait_for(lambda: f"on_restart replica {SCOPE}" in events(pg2), 30, "on_restart")
     assert pg2.api("/reload", method="POST", body={})[0] == 202
     wait_for(lambda: f"on_reload replica {SCOPE}" in events(pg2), 30, "on_reload")
+
+
+def test_a_primary_that_cannot_start_again_is_demoted(cluster: TestCluster) -> None:
+    """Patroni's post_recover: the leader's PostgreSQL crashed and does not start (a bad
+    postgresql.auto.conf): it gives the lock up and tells on_role_change it is `demoted`."""
+    leader = cluster.wait_healthy()
+    auto = Path(leader.data_dir) / "postgresql.auto.conf"
+    kept = auto.read_text()
+    try:
+        auto.write_text("foo=bar\n")  # an unknown parameter: the postmaster refuses to start
+        kill_postmaster(leader.data_dir)
+        cluster.wait_leader(timeout=90, exclude=(leader.name,))
+        wait_for(lambda: f"on_role_change demoted {SCOPE}" in events(leader), 30, "on_role_change demoted")
+    finally:
+        auto.write_text(kept)
+    wait_for(lambda: f"on_role_change replica {SCOPE}" in events(leader)[-3:], 120,
+             "on_role_change replica once it starts as a replica")
+    cluster.wait_healthy()
 
 
 def test_pre_promote_veto_blocks_promotion(cluster: TestCluster) -> None:

@@ -45,7 +45,7 @@ def test_primary_that_cannot_start_releases_the_lock(cluster: TestCluster) -> No
         blocker.bind(("127.0.0.1", leader.pg_port))  # its port is taken: PostgreSQL cannot start
         blocker.listen(1)
         new = cluster.wait_leader(timeout=90, exclude=(leader.name,))
-        assert "primary failed to start, releasing the leader lock" in leader.log()
+        assert "removed leader key after trying and failing to start postgres" in leader.log()
         wait_writable(new, 30)
     finally:
         blocker.close()

@@ -124,3 +124,21 @@ def test_standby_leader_role() -> None:
     assert member_role(CycleFacts(running=True, in_recovery=True)) == "replica"
     config, _ = build_config(raw(), environ={})
     assert patroni_status(config, facts)["role"] == "standby_leader"
+
+
+@pytest.mark.parametrize(("facts", "state"), [
+    (CycleFacts(running=True, in_recovery=True, streaming=True, restore_command=True), "streaming"),
+    (CycleFacts(running=True, in_recovery=True, restore_command=True), "in archive recovery"),
+    (CycleFacts(running=True, in_recovery=True), None),
+    (CycleFacts(running=True, in_recovery=False, restore_command=True), None),  # a primary
+    (CycleFacts(running=False, in_recovery=True, restore_command=True), None),
+])
+def test_replication_state_as_patroni_publishes_it(facts: CycleFacts, state: str | None) -> None:
+    from pg_ha.core.status import member_data, patroni_status, replication_state
+
+    from tests.fakes import make_config
+
+    assert replication_state(facts) == state
+    config = make_config("pg1")
+    assert member_data(config, facts).get("replication_state") == state
+    assert patroni_status(config, facts).get("replication_state") == state

@@ -119,12 +119,11 @@ def test_dynamic_not_supported_is_one_warning_naming_the_key(path: str) -> None:
     assert warnings == [f"bootstrap.dcs.{path}: accepted, not supported ({DYNAMIC_NOT_SUPPORTED[path]})"]
 
 
-def test_tag_nostream_is_reported_when_asked_for() -> None:
-    _, warnings = build(lambda c: c["tags"].update(nostream=True))
-    assert [w for w in warnings if w.startswith("tags.nostream")] == [
-        f"tags.nostream: accepted, not supported ({LOCAL_NOT_SUPPORTED['tags.nostream']})"]
-    _, warnings = build(lambda c: c["tags"].update(nostream=False))  # asks for nothing
-    assert not [w for w in warnings if "not supported" in w]
+def test_tag_nostream_is_applied() -> None:
+    config, warnings = build(lambda c: c["tags"].update(nostream="true"))  # as the features write it
+    assert config.nostream is True and not [w for w in warnings if "nostream" in w]
+    config, _ = build(lambda c: c["tags"].update(nostream=False))
+    assert config.nostream is False
 
 
 # -- postgresql.*: implemented ------------------------------------------------------------

@@ -259,21 +259,22 @@ def test_state_from_row_primary_and_replica():
              "write_lsn": "0/5000060", "flush_lsn": None, "replay_lsn": "0/5000000"}]
     primary = query.state_from_row((False, "0/5000060", "000000030000000000000005", None, None, None, False,
                                     150010, "2024-01-01 00:00:00.000 UTC", True, 2, 0, "7311",
-                                    repl, None))
+                                    repl, None, False))
     assert primary.role == "primary" and primary.timeline == 3 and primary.wal_lsn == 0x5000060
     assert primary.pending_restart and primary.server_version == 150010 and primary.sysid == "7311"
     assert primary.replication[0]["replay_lsn"] == 0x5000000 and primary.replication[0]["flush_lsn"] is None
     recv = {"status": "streaming", "sender_host": "h", "sender_port": 5432, "slot_name": "s",
             "received_tli": 3, "flushed_lsn": "0/7000000"}
     replica = query.state_from_row((True, None, None, "0/7000000", "0/6000000", ts, True, 150010, "x",
-                                    False, 2, 2, "7311", None, recv))
+                                    False, 2, 2, "7311", None, recv, True))
     assert replica.role == "replica" and replica.timeline == 3 and replica.wal_lsn == 0x7000000
     assert replica.replay_lsn == 0x6000000 and replica.paused is True and replica.replication == []
     assert replica.replayed_timestamp == "2024-01-02T03:04:05+00:00"
     assert replica.wal_receiver["flushed_lsn"] == 0x7000000
     idle = query.state_from_row((True, None, None, None, "0/6000000", None, False, 150010, "x",
-                                 False, 1, 0, "7311", None, None))
+                                 False, 1, 0, "7311", None, None, True))
     assert idle.wal_lsn == 0x6000000 and idle.timeline == 1 and idle.wal_receiver is None
+    assert idle.restore_command and replica.restore_command and not primary.restore_command
 
 
 def test_state_of_missing_server_never_raises(tmp_path):

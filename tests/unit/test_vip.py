@@ -316,7 +316,7 @@ def test_executor_builds_a_manager_from_the_config() -> None:
      ["vip:release", "stop:fast", "delete_leader"]),
     (Decision(Action.DEMOTE, "demoting self because I do not have the lock and I was a leader"),
      ["vip:release", "stop:immediate"]),
-    (Decision(Action.RELEASE_LOCK, "primary failed to start, releasing the leader lock"),
+    (Decision(Action.RELEASE_LOCK, "removed leader key after trying and failing to start postgres"),
      ["vip:release", "delete_leader"]),
 ])
 def test_vip_leaves_before_postgres_stops_and_the_lock_goes(decision: Decision, expected: list[str]) -> None:

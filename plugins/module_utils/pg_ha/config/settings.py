@@ -195,6 +195,12 @@ class Config:
         return "failover_priority" in self.tags and self.failover_priority <= 0
 
     @property
+    def nostream(self) -> bool:
+        """The nostream tag: WAL from the archive (restore_command) and pg_wal only, never
+        over the replication protocol (no primary_conninfo, no slot)."""
+        return bool(self.tags.get("nostream"))
+
+    @property
     def failover_priority(self) -> int:
         value = self.tags.get("failover_priority", 1)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():

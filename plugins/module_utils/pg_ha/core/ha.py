@@ -238,8 +238,7 @@ def _not_running(cluster: Cluster, local: LocalView, paused: bool, policy: Polic
                         refresh_lock=leader == local.name)
     if leader == local.name:
         if local.primary_start_failed:
-            return Decision(Action.RELEASE_LOCK,
-                            "primary failed to start, releasing the leader lock")
+            return Decision(Action.RELEASE_LOCK, "removed leader key after trying and failing to start postgres")
         if standby is None and policy.primary_start_timeout == 0 and any(
                 _healthy_peer(local, n) and _sync_allows(cluster, n, policy) for n in local.peers or {}
                 if n != local.name):

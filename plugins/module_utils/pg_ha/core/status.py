@@ -28,6 +28,7 @@ class CycleFacts:
     replayed_timestamp: str | None = None
     replay_paused: bool = False
     streaming: bool = False
+    restore_command: bool = False  # restore_command is set (read from the running server)
     server_version: int | None = None
     postmaster_start_time: str | None = None
     sysid: str | None = None
@@ -72,6 +73,17 @@ def published_tags(tags: dict[str, Any]) -> dict[str, Any]:
             or (k == "nosync" and "sync_priority" in tags)}
 
 
+def replication_state(facts: CycleFacts) -> str | None:
+    """Patroni's replication_state of a running replica: "streaming" while its WAL receiver
+    streams, else "in archive recovery" when it has a restore_command (a nostream member, or
+    one whose upstream is away), else none."""
+    if not (facts.running and facts.in_recovery):
+        return None
+    if facts.streaming:
+        return "streaming"
+    return "in archive recovery" if facts.restore_command else None
+
+
 def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
     """Value of members/<name> (Patroni's fields)."""
     data: dict[str, Any] = {
@@ -91,8 +103,8 @@ def member_data(config: Config, facts: CycleFacts) -> dict[str, Any]:
         for key, lsn in (("replay_lsn", facts.replay_lsn), ("receive_lsn", facts.receive_lsn)):
             if lsn:  # as Patroni 4: patronictl shows them as Receive/Replay LSN and lag
                 data[key] = lsn
-        if facts.streaming:
-            data["replication_state"] = "streaming"
+        if replication_state(facts):
+            data["replication_state"] = replication_state(facts)
     if facts.pending_restart:
         data["pending_restart"] = True
     if facts.scheduled_restart:
@@ -121,8 +133,8 @@ def patroni_status(config: Config, facts: CycleFacts) -> dict[str, Any]:
                 "replayed_timestamp": facts.replayed_timestamp,
                 "paused": facts.replay_paused,
             }
-            if facts.streaming:
-                body["replication_state"] = "streaming"
+            if replication_state(facts):
+                body["replication_state"] = replication_state(facts)
         else:
             body["xlog"] = {"location": facts.wal_lsn}
     if facts.timeline is not None:

@@ -139,6 +139,14 @@ class Executor(BackgroundWork, SyncControl):
             return None
         return self.pg.conninfo_for(member.conn_url)
 
+    def stream_from(self, cluster: Cluster, name: str | None) -> tuple[bool, dict[str, Any] | None]:
+        """(whether `name` can be our upstream, the primary_conninfo to write). A nostream
+        member follows it without a primary_conninfo: it restores the WAL from the archive."""
+        conninfo = self.conninfo(cluster, name)
+        if self.config.nostream:
+            return cluster.get_member(name) is not None if name else False, None
+        return conninfo is not None, conninfo
+
     def slot_for_me(self, cluster: Cluster, upstream: str | None) -> str | None:
         """Our slot on whichever member we stream from: the leader keeps one for every member,
         a replica for the members that replicate from it (Patroni; permanent_slots.py)."""
@@ -161,11 +169,11 @@ class Executor(BackgroundWork, SyncControl):
         return refreshed
 
     def start_replica(self, cluster: Cluster, target: str | None) -> bool:
-        conninfo = self.conninfo(cluster, target)
+        follows, conninfo = self.stream_from(cluster, target)
         ok = self.pg.start("replica", conninfo, self.slot_for_me(cluster, target) if conninfo else None)
         if ok:
             self.lease.clear()
-            self._become(lambda s: s.started_replica(target if conninfo else None))
+            self._become(lambda s: s.started_replica(target if follows else None))
             self.callbacks.fire("on_start", "replica")
             self.note_role("replica")
         return ok
@@ -393,10 +401,10 @@ class Executor(BackgroundWork, SyncControl):
         return self.start_replica(cluster, target)
 
     def _follow(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
-        conninfo = self.conninfo(cluster, decision.target)
-        if conninfo is None:
+        follows, conninfo = self.stream_from(cluster, decision.target)
+        if not follows:
             return False
-        self.pg.follow(conninfo, self.slot_for_me(cluster, decision.target))
+        self.pg.follow(conninfo, self.slot_for_me(cluster, decision.target) if conninfo else None)
         self._become(lambda s: s.following(decision.target))
         return True
 
@@ -467,10 +475,18 @@ class Executor(BackgroundWork, SyncControl):
         return True
 
     def _release_lock(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """Give the lock up. After failing to start the primary (or standby leader) the node
+        is `demoted`, as Patroni's post_recover says to on_role_change; a later start as a
+        replica reports `replica`."""
+        failed_start = self.state.primary_start_failed
         self.vip.release("releasing the leader lock")
         self._become(NodeState.lock_released)
         self.lease.clear()
-        return self.dcs.delete_leader(cluster.leader)
+        released = self.dcs.delete_leader(cluster.leader)
+        if failed_start:
+            self.callbacks.fire("on_role_change", "demoted")
+            self.last_role = "demoted"
+        return released
 
     def _clear_failover(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
         if cluster.failover is not None:

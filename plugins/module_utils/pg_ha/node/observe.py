@@ -99,6 +99,7 @@ class Observer:
             data_dir_empty=void, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
             replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
             replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
+            restore_command=state.restore_command,
             server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
             sysid=sysid, pending_restart=bool(state.pending_restart),
             replication=tuple(state.replication or ()), dcs_last_seen=dcs_last_seen,

@@ -46,6 +46,7 @@ class LocalState:
     replication: list[dict[str, Any]] = field(default_factory=list)
     wal_receiver: dict[str, Any] | None = None
     paused: bool = False
+    restore_command: bool = False  # a restore_command is set: a replica not streaming restores from the archive
     error: str | None = None
 
     @property
@@ -81,7 +82,8 @@ SELECT pg_catalog.pg_is_in_recovery(),
        (SELECT pg_catalog.row_to_json(w) FROM (
             SELECT status, sender_host, sender_port, slot_name, received_tli,
                    flushed_lsn::text AS flushed_lsn
-              FROM pg_catalog.pg_stat_wal_receiver) w)
+              FROM pg_catalog.pg_stat_wal_receiver) w),
+       pg_catalog.current_setting('restore_command') <> ''
 """
 
 _LSN_KEYS = ("sent_lsn", "write_lsn", "flush_lsn", "replay_lsn", "flushed_lsn")
@@ -108,7 +110,7 @@ def _lsn_fields(row: dict[str, Any]) -> dict[str, Any]:
 def state_from_row(row: tuple[Any, ...]) -> LocalState:
     """Build LocalState from one STATE_SQL row (pure: unit-testable)."""
     (in_recovery, current_lsn, walfile, receive, replay, replay_ts, paused, version, started,
-     pending, ckpt_tli, min_rec_tli, sysid, replication, receiver) = row
+     pending, ckpt_tli, min_rec_tli, sysid, replication, receiver, restore_command) = row
     receive_lsn, replay_lsn = maybe_lsn(receive), maybe_lsn(replay)
     wal_receiver = _lsn_fields(receiver) if receiver else None
     if in_recovery:
@@ -125,7 +127,7 @@ def state_from_row(row: tuple[Any, ...]) -> LocalState:
         replayed_timestamp=replay_ts.isoformat() if isinstance(replay_ts, datetime) else replay_ts,
         pending_restart=bool(pending), server_version=version, postmaster_start_time=started,
         sysid=sysid, replication=[_lsn_fields(r) for r in (replication or [])],
-        wal_receiver=wal_receiver, paused=bool(paused))
+        wal_receiver=wal_receiver, paused=bool(paused), restore_command=bool(restore_command))
 
 
 class Db:
