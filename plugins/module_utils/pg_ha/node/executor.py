@@ -142,9 +142,9 @@ class Executor(BackgroundWork, SyncControl):
     def stream_from(self, cluster: Cluster, name: str | None) -> tuple[bool, dict[str, Any] | None]:
         """(whether `name` can be our upstream, the primary_conninfo to write). A nostream
         member follows it without a primary_conninfo: it restores the WAL from the archive."""
-        conninfo = self.conninfo(cluster, name)
         if self.config.nostream:
-            return cluster.get_member(name) is not None if name else False, None
+            return name is not None and cluster.get_member(name) is not None, None
+        conninfo = self.conninfo(cluster, name)
         return conninfo is not None, conninfo
 
     def slot_for_me(self, cluster: Cluster, upstream: str | None) -> str | None:
