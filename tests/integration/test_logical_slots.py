@@ -82,6 +82,23 @@ def replayed(member: Member, lsn: int) -> bool:
     return bool(rows and rows[0][0] is not None and int(rows[0][0]) >= lsn)
 
 
+
+def consume_batch(leader: Member, out: Path, first: int, last: int) -> tuple[list[int], int]:
+    """Rows first..last written on the leader, received and confirmed by a consumer through the
+    permanent logical slot: the ids it got and the slot's confirmed position."""
+    consumer = Consumer(leader, out)
+    try:
+        write_rows(leader, first, last)
+        batch = int(leader.sql("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")[0][0])
+        wait_for(lambda: set(range(first, last + 1)) <= set(consumer.ids()), 60,
+                 f"the consumer received rows {first}..{last}")
+        wait_for(lambda: (slot_lsn(leader) or 0) >= batch, 60, f"the consumer confirmed rows {first}..{last}")
+    finally:
+        consumer.stop()
+    confirmed = slot_lsn(leader)
+    assert confirmed is not None and confirmed >= batch
+    return consumer.ids(), confirmed
+
 def test_logical_consumer_loses_nothing_across_failover(cluster: TestCluster, etcd_server, tmp_path: Path) -> None:
     leader = cluster.wait_healthy()
     replicas = [m for m in cluster.members if m is not leader]
@@ -105,17 +122,7 @@ def test_logical_consumer_loses_nothing_across_failover(cluster: TestCluster, et
     assert set(status.get("retain_slots") or ()) == {m.name.replace("-", "_") for m in cluster.members}, status
 
     # consume a first batch through the leader
-    consumer = Consumer(leader, tmp_path / "before.out")
-    try:
-        write_rows(leader, 1, 300)
-        batch = int(leader.sql("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")[0][0])
-        wait_for(lambda: set(range(1, 301)) <= set(consumer.ids()), 60, "the consumer received rows 1..300")
-        wait_for(lambda: (slot_lsn(leader) or 0) >= batch, 60, "the consumer confirmed rows 1..300")
-    finally:
-        consumer.stop()
-    consumed_before = consumer.ids()
-    confirmed = slot_lsn(leader)
-    assert confirmed is not None and confirmed >= batch
+    consumed_before, confirmed = consume_batch(leader, tmp_path / "before.out", 1, 300)
 
     # more rows the consumer has not seen yet; they must all reach it after the failover
     write_rows(leader, 301, 600)
@@ -165,16 +172,7 @@ def test_logical_consumer_loses_nothing_across_switchover(cluster: TestCluster, 
     """The same through a switchover (the old leader stops cleanly and follows the new one)."""
     leader = cluster.wait_healthy()
     candidate = next(m for m in cluster.members if m is not leader)
-    consumer = Consumer(leader, tmp_path / "before.out")
-    try:
-        write_rows(leader, 1001, 1200)
-        batch = int(leader.sql("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")[0][0])
-        wait_for(lambda: set(range(1001, 1201)) <= set(consumer.ids()), 60, "the consumer received rows 1001..1200")
-        wait_for(lambda: (slot_lsn(leader) or 0) >= batch, 60, "the consumer confirmed rows 1001..1200")
-    finally:
-        consumer.stop()
-    consumed_before = consumer.ids()
-    confirmed = slot_lsn(leader) or 0
+    consumed_before, confirmed = consume_batch(leader, tmp_path / "before.out", 1001, 1200)
     write_rows(leader, 1201, 1400)
     wait_for(lambda: (slot_lsn(candidate) or 0) >= confirmed, 60, f"the copy on {candidate.name} advanced")
 
