@@ -60,6 +60,17 @@ def psql(host, port, sql, user="postgres"):
     return cmd
 
 
+def wait_primary_port(host, address, timeout=30):
+    """Wait until HAProxy's port 5000 on the host reaches the writable primary at address.
+    HAProxy moves the port only after its checks (inter 1s, fall 2) see /primary change, so right
+    after a switchover a client can still land on the old leader; this waits for that window."""
+    def routed():
+        out = psql(host, 5000, "select pg_is_in_recovery(), inet_server_addr()")
+        return out.rc == 0 and out.stdout.strip() == f"f|{address}"
+
+    wait_for(routed, timeout, what=f"HAProxy port 5000 routed to the primary {address}")
+
+
 def wait_for(predicate, timeout, interval=1.0, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
