@@ -36,6 +36,10 @@ LAGGING = replica_status(CONFIG, received=90 * MB, replayed=80 * MB)
 STANDBY_LEADER = {**REPLICA, "role": "standby_leader"}
 STOPPED_REPLICA = {**REPLICA, "state": "stopped"}
 STARTING_PRIMARY = {**PRIMARY, "state": "starting"}
+RESTARTING_PRIMARY = {**PRIMARY, "state": "restarting"}
+STARTING_UNREAD = {"state": "starting", "role": "replica"}  # no query answered yet: no role from it
+CRASHED = {"state": "crashed", "role": "replica"}
+DIED = {**PRIMARY, "state": "unknown"}
 PAUSED_PRIMARY = {**PRIMARY, "pause": True}
 
 ALL_HEALTH = ("/", "/primary", "/master", "/read-write", "/leader", "/standby-leader", "/replica",
@@ -50,8 +54,18 @@ CASES = [
      {"/": 503, "/primary": 503, "/leader": 503, "/replica": 503, "/read-only": 503, "/health": 200}),
     ("primary, cluster unlocked", PRIMARY, cluster(None), CONFIG,
      {"/primary": 503, "/leader": 503, "/health": 200}),
+    # Patroni's answer: the lock holder whose server answers as primary while it is (re)started;
+    # /health waits for "running".
     ("starting primary with the lock", STARTING_PRIMARY, cluster("pg0"), CONFIG,
-     {"/primary": 503, "/leader": 503, "/read-only": 503, "/health": 503}),
+     {"/primary": 200, "/leader": 200, "/read-only": 200, "/health": 503}),
+    ("restarting primary with the lock", RESTARTING_PRIMARY, cluster("pg0"), CONFIG,
+     {"/primary": 200, "/leader": 200, "/health": 503}),
+    ("starting lock holder not answering yet", STARTING_UNREAD, cluster("pg0"), CONFIG,
+     {"/primary": 503, "/leader": 503, "/read-only": 503, "/replica": 503, "/health": 503}),
+    ("crashed lock holder", CRASHED, cluster("pg0"), CONFIG,
+     {"/primary": 503, "/leader": 503, "/read-only": 503, "/replica": 503, "/health": 503}),
+    ("lock holder whose postmaster died since the cycle", DIED, cluster("pg0"), CONFIG,
+     {"/primary": 503, "/leader": 503, "/health": 503}),
     ("no DCS snapshot yet", PRIMARY, None, CONFIG, {"/primary": 503, "/health": 200, "/sync": 503}),
     ("no DCS snapshot, paused primary", PAUSED_PRIMARY, None, CONFIG, {"/primary": 200, "/leader": 200}),
     ("running replica", REPLICA, cluster("pg1"), CONFIG,

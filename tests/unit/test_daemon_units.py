@@ -34,18 +34,3 @@ def test_a_replica_that_streamed_the_leaders_timeline_is_not_stuck(monkeypatch: 
     assert stuck_following(cluster, state(False, 2), "pg0")  # never streamed timeline 3: check
     assert not stuck_following(cluster, state(True, 3), "pg0")
     assert not stuck_following(cluster, state(False, 2), "pg0")  # leader gone: streamed 3 before
-
-
-def test_status_of_a_postmaster_that_died_since_the_cycle_is_unknown() -> None:
-    """GET /replica right after the postmaster was killed: 503, as Patroni (its query fails)."""
-    from types import SimpleNamespace
-
-    from pg_ha.node.daemon import Daemon
-
-    published = {"state": "running", "role": "replica"}
-    alive = SimpleNamespace(_status=published, pg=SimpleNamespace(is_running=lambda: True))
-    dead = SimpleNamespace(_status=published, pg=SimpleNamespace(is_running=lambda: False))
-    assert Daemon.status(alive) is published  # type: ignore[arg-type]
-    assert Daemon.status(dead) == {"state": "unknown", "role": "replica"}  # type: ignore[arg-type]
-    stopped = SimpleNamespace(_status={"state": "stopped"}, pg=SimpleNamespace(is_running=lambda: False))
-    assert Daemon.status(stopped) == {"state": "stopped"}  # type: ignore[arg-type]

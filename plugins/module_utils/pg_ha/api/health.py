@@ -21,6 +21,9 @@ from .units import is_falsy_text, parse_size
 
 PRIMARY_ROLES = ("primary", "master")
 RUNNING = "running"
+# A lock holder answers 200 on / and /leader while PostgreSQL runs or is being (re)started, as
+# Patroni's lock-based answer does; its role comes from a query (the cycle's or live_status.py's).
+SERVING_STATES = (RUNNING, "starting", "restarting")
 
 PRIMARY_PATHS = ("/", "/primary", "/master", "/read-write")
 STANDBY_LEADER_PATHS = ("/standby-leader", "/standby_leader")
@@ -104,6 +107,7 @@ def _codes(query: dict[str, str], status: dict[str, Any], cluster: Cluster | Non
     name = config.name
     role = status.get("role")
     running = status.get("state") == RUNNING
+    serving = status.get("state") in SERVING_STATES
     leader = holds_lock(cluster, name)
     writable = lease_ahead  # a primary past its lease deadline stops taking writes
     if cluster is None and status.get("pause"):
@@ -120,9 +124,9 @@ def _codes(query: dict[str, str], status: dict[str, Any], cluster: Cluster | Non
     replica = (running and role == "replica" and not leader and not noloadbalance
                and not lagging and state_ok)
     return {
-        "primary": 200 if leader and running and role in PRIMARY_ROLES and writable else 503,
-        "standby_leader": 200 if leader and running and role == "standby_leader" else 503,
-        "leader": 200 if leader and running and (role in PRIMARY_ROLES and writable or role == "standby_leader")
+        "primary": 200 if leader and serving and role in PRIMARY_ROLES and writable else 503,
+        "standby_leader": 200 if leader and serving and role == "standby_leader" else 503,
+        "leader": 200 if leader and serving and (role in PRIMARY_ROLES and writable or role == "standby_leader")
         else 503,
         "replica": 200 if replica else 503,
     }

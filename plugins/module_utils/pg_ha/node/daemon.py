@@ -28,6 +28,7 @@ from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
 from .heap_trim import trim_now_and_then
 from .leader_housekeeping import LeaderHousekeeping
+from .live_status import LiveStatus
 from .observe import Observer
 from .outage import OutagePath
 from .permanent_slots import ReplicaSlots
@@ -53,7 +54,9 @@ class Daemon:
                                  config.dynamic.failsafe_mode)
         self._stop = threading.Event()
         self._cluster: Cluster | None = None
-        self._status: dict[str, Any] = patroni_status(config, CycleFacts())
+        self._facts = CycleFacts()
+        self._status: dict[str, Any] = patroni_status(config, self._facts)
+        self._live = LiveStatus(pg)
         self._last_cycle = time.monotonic()
         self._config_version: int | None = None
         self._reload_requested = False
@@ -78,12 +81,8 @@ class Daemon:
         return self._dcs
 
     def status(self) -> dict[str, Any]:
-        """The last cycle's status; a postmaster that died since then is no longer "running"
-        (Patroni's API finds out with its query and answers state "unknown")."""
-        status = self._status
-        if status.get("state") == "running" and not self.pg.is_running():
-            return {**status, "state": "unknown"}
-        return status
+        """The last cycle's status, or the server's own answer when it came up since (live_status.py)."""
+        return self._live.view(self._config, self._status, self._facts, self.executor.busy)
 
     def cluster(self) -> Cluster | None:
         return self._cluster
@@ -246,6 +245,7 @@ class Daemon:
                                 lambda: self._state_after(decision))
 
     def _publish(self, cluster: Cluster, facts: CycleFacts, decision: Decision) -> None:
+        self._facts = facts
         self._status = patroni_status(self._config, facts)
         if self.failsafe.is_active(self._config.dynamic.ttl):
             self._status["failsafe_mode_is_active"] = True

@@ -91,18 +91,11 @@ class Observer:
             bootstrap_backoff=self._executor.bootstrap_backoff(), incomplete_data_dir=incomplete,
             after_failsafe_outage=after_failsafe_outage,
             peers=peers, watchdog_usable=self._watchdog.usable())
-        receiver = state.wal_receiver or {}
         facts = CycleFacts(
-            running=state.running, in_recovery=view.in_recovery, busy=busy,
+            **server_facts(state), busy=busy,
             crashed=not state.running and not busy and not node.stopped_on_purpose and not void
             and not cluster.paused,  # in maintenance mode a dead postmaster is just stopped (Patroni)
-            data_dir_empty=void, timeline=state.timeline, wal_lsn=wal, receive_lsn=state.receive_lsn,
-            replay_lsn=state.replay_lsn, replayed_timestamp=state.replayed_timestamp,
-            replay_paused=bool(state.paused), streaming=receiver.get("status") == "streaming",
-            restore_command=state.restore_command,
-            server_version=state.server_version, postmaster_start_time=state.postmaster_start_time,
-            sysid=sysid, pending_restart=bool(state.pending_restart),
-            replication=tuple(state.replication or ()), dcs_last_seen=dcs_last_seen,
+            data_dir_empty=void, sysid=sysid, dcs_last_seen=dcs_last_seen,
             paused=cluster.paused, cluster_unlocked=cluster.leader is None,
             scheduled_restart=scheduled_restart,
             standby_leader=leader == config.name and config.dynamic.standby_cluster is not None)
@@ -113,3 +106,18 @@ class Observer:
         start: core/ha.py has it removed so the member clones again."""
         data_dir = config.postgresql.data_dir
         return not os.path.exists(os.path.join(data_dir, "global", "pg_control")) and not self._pg.is_running()
+
+
+def server_facts(state: LocalState) -> dict[str, Any]:
+    """The CycleFacts fields read from the server itself (the rest come from the DCS and
+    from this node's memory)."""
+    receiver = state.wal_receiver or {}
+    return {
+        "running": state.running, "in_recovery": state.in_recovery if state.running else True,
+        "timeline": state.timeline, "wal_lsn": state.wal_lsn or 0, "receive_lsn": state.receive_lsn,
+        "replay_lsn": state.replay_lsn, "replayed_timestamp": state.replayed_timestamp,
+        "replay_paused": bool(state.paused), "streaming": receiver.get("status") == "streaming",
+        "restore_command": state.restore_command, "server_version": state.server_version,
+        "postmaster_start_time": state.postmaster_start_time, "pending_restart": bool(state.pending_restart),
+        "replication": tuple(state.replication or ()),
+    }

@@ -51,6 +51,7 @@ class Postgresql:
         self._settings = settings
         self.ctl = Ctl(settings, postmaster_log)
         self.db = Db(settings)
+        self.api_db = Db(settings)  # the REST API's own connection (probe_state), never the HA loop's
         self.clone_timeout = CLONE_TIMEOUT
         self._sysid_cache: tuple[int, str | None] | None = None
 
@@ -62,6 +63,7 @@ class Postgresql:
         self._settings = settings
         self.ctl.settings = settings
         self.db.settings = settings
+        self.api_db.settings = settings
 
     def _path(self, name: str) -> str:
         return os.path.join(self._settings.data_dir, name)
@@ -319,12 +321,30 @@ class Postgresql:
             logger.exception("could not read the local state")
             return LocalState(running=self.ctl.is_running(), error=repr(exc))
 
+    def probe_state(self) -> LocalState:
+        """The local server's state on the REST API's own connection (api_db), for the API
+        thread: it never waits on a query of the HA loop. Never raises."""
+        try:
+            port = self.ctl.postmaster_port()
+            if port is None and not self.ctl.is_running():
+                self.api_db.close()
+                return LocalState(running=False)
+            self.api_db.running_port = port
+            return self.api_db.state(True)
+        except Exception as exc:  # noqa: BLE001 - a health check must never raise
+            return LocalState(running=self.ctl.is_running(), error=repr(exc))
+
+    def close_probe(self) -> None:
+        """Close the REST API's own connection (no longer needed once the HA loop published)."""
+        self.api_db.close()
+
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """One statement on the kept local connection (3 s limit). Raises psycopg2.Error."""
         return self.db.query(sql, params)
 
     def close(self) -> None:
         self.db.close()
+        self.api_db.close()
 
     # ------------------------------------------------------------ new data directories
     def bootstrap(self, initdb_options: Iterable[Any] | None = None) -> bool:
