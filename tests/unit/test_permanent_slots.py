@@ -324,3 +324,41 @@ def test_slot_name_on_primary(me, tags, slot) -> None:
 def test_slot_name_on_primary_in_a_loop() -> None:
     loop = {"a": {"tags": {"replicatefrom": "b"}}, "b": {"tags": {"replicatefrom": "a"}}}
     assert rules.slot_name_on_primary(_cluster(loop), "a", {"replicatefrom": "b"}) is None
+
+
+@pytest.mark.parametrize("ttl, names", [
+    # every other streaming member, cascading ones too, so their slot is here after a failover upstream
+    (1800, {"pg-1", "pg-2", "pg-3"}),
+    # member_slots_ttl 0: only the members that replicate from the leader itself
+    (0, {"pg-1", "pg-2"}),
+])
+def test_leader_member_names(ttl, names) -> None:
+    assert rules.leader_member_names(_cluster(MEMBERS), "pg-0", member_slots_ttl=ttl) == names
+
+
+def test_leader_member_names_replicatefrom_an_absent_member_streams_from_the_leader() -> None:
+    members = {"pg-0": {}, "pg-1": {"tags": {"replicatefrom": "gone"}}, "pg-2": {"tags": {"replicatefrom": "pg-0"}}}
+    assert rules.leader_member_names(_cluster(members), "pg-0", member_slots_ttl=0) == {"pg-1", "pg-2"}
+
+
+def test_leader_advances_the_idle_member_slot_of_a_cascading_member() -> None:
+    cluster = _cluster(MEMBERS, status=STATUS)
+    local = {"pg_3": LocalSlot("pg_3", "physical", lsn=100), "pg_1": LocalSlot("pg_1", "physical", lsn=100)}
+    assert rules.leader_physical_advance({}, cluster, "pg-0", local, {"pg_1", "pg_3"}) == {"pg_3": 650}
+    assert rules.leader_physical_advance({}, cluster, "pg-0", local, {"pg_1"}) == {}
+
+
+@pytest.mark.parametrize("me, tags, logical", [
+    ("pg-1", {}, True),
+    ("pg-4", {"nostream": True}, False),
+    ("pg-5", {"replicatefrom": "pg-4"}, False),  # cascading from a nostream member: no feedback reaches the primary
+    ("pg-6", {"replicatefrom": "pg-5"}, False),
+    ("pg-3", {"replicatefrom": "pg-2"}, True),
+])
+def test_no_logical_slot_where_the_wal_does_not_stream_from_the_primary(me, tags, logical) -> None:
+    from pg_ha.node.permanent_slots import wanted_here
+
+    members = {**MEMBERS, "pg-5": {"tags": {"replicatefrom": "pg-4"}}, "pg-6": {"tags": {"replicatefrom": "pg-5"}}}
+    config = replace(_config({"slots": {"cdc": {"type": "logical", "database": "db", "plugin": "test_decoding"}}},
+                             tags), name=me)
+    assert ("cdc" in wanted_here(config, _cluster(members))) is logical

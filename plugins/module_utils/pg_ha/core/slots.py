@@ -123,6 +123,19 @@ def slot_name_on_primary(cluster: Cluster, me: str, tags: Mapping[str, Any]) -> 
         name, tags = member.name, member.tags
 
 
+def leader_member_names(cluster: Cluster, me: str, *, member_slots_ttl: int) -> set[str]:
+    """The members the leader keeps a physical slot for (Patroni 4.1 _get_members_slots on a
+    primary, PostgreSQL >= 11): every other member that streams (not nostream) while
+    member_slots_ttl > 0, so that a cascading member finds its slot here after a failover of
+    its upstream; with member_slots_ttl 0 only those that replicate from the leader (no
+    replicatefrom, replicatefrom naming the leader or a member that is not there)."""
+    members = [m for m in cluster.members if m.name != me and not m.tags.get("nostream")]
+    if member_slots_ttl > 0:
+        return {m.name for m in members}
+    return {m.name for m in members
+            if m.tags.get("replicatefrom") in (None, "", me) or cluster.get_member(m.tags["replicatefrom"]) is None}
+
+
 def replica_member_slots(cluster: Cluster, me: str, *, nofailover: bool,
                          member_slots_ttl: int) -> tuple[dict[str, int], frozenset[str]]:
     """The physical slots a replica keeps for the other members, with the position to
@@ -238,16 +251,18 @@ class ReplicaPlan:
 
 
 def leader_physical_advance(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str,
-                            local: Mapping[str, LocalSlot]) -> dict[str, int]:
-    """On the primary (Patroni's _ensure_physical_slots): a permanent physical slot named
-    after a member that cascades from another member is not expected to be active here;
-    while it is idle without xmin it follows that member's position."""
+                            local: Mapping[str, LocalSlot], member_slots: Iterable[str] = ()) -> dict[str, int]:
+    """On the primary (Patroni's _ensure_physical_slots): the slot of a member that
+    cascades from another member (its member slot, or a permanent physical slot named after
+    it) is not expected to be active here; while it is idle without xmin it follows that
+    member's position."""
     cascading = {slot_name(m.name): m.lsn or 0 for m in cluster.members
                  if m.tags.get("replicatefrom") and m.name != me}
+    physical = {n for n, spec in wanted.items() if not spec.logical} | set(member_slots)
     out: dict[str, int] = {}
-    for name, spec in sorted(wanted.items()):
+    for name in sorted(physical):
         slot = local.get(name)
-        if spec.logical or name not in cascading or slot is None or slot.type != "physical":
+        if name not in cascading or slot is None or slot.type != "physical":
             continue
         if not slot.active and not slot.xmin and slot.lsn and cascading[name] > slot.lsn:
             out[name] = cascading[name]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config.settings import Config
+from ..core import slots as rules
 from ..core import sync as sync_mod
 from ..core.model import Cluster
 from ..core.slots import LocalSlot
@@ -75,17 +76,14 @@ class LeaderHousekeeping:
         """Member slots and permanent slots; returns the member slots kept."""
         me = config.name
         now = time.monotonic()
-        for m in cluster.members:  # a nostream member does not stream: no slot (Patroni)
-            if m.name != me and m.tags.get("replicatefrom") in (None, "", me) and not m.tags.get("nostream"):
-                self.slot_seen[m.name] = now
         ttl = config.dynamic.member_slots_ttl
+        slotted = rules.leader_member_names(cluster, me, member_slots_ttl=ttl)
+        for name in slotted:
+            self.slot_seen[name] = now
         # a member that vanished (killed, being rebuilt) keeps its slot for member_slots_ttl,
         # so it can stream the moment it is back and the WAL it needs is still there
         self.slot_seen = {n: t for n, t in self.slot_seen.items()
-                          if now - t <= ttl and (cluster.get_member(n) is None or n in
-                                                 {m.name for m in cluster.members
-                                                  if m.tags.get("replicatefrom") in (None, "", me)
-                                                  and not m.tags.get("nostream")})}
+                          if now - t <= ttl and (cluster.get_member(n) is None or n in slotted)}
         members = {self._pg.slot_name_for(n) for n in self.slot_seen if n != me}
         self.retained = {n: t for n, t in self.retained.items() if now - t <= ttl and n not in members}
         members |= set(self.retained) - {self._pg.slot_name_for(me)}
@@ -95,7 +93,7 @@ class LeaderHousekeeping:
         keep = frozenset(local) if cluster.paused else permanent_slots.ignored_names(config, local)
         self._pg.sync_replication_slots(names, in_recovery_ok=config.dynamic.standby_cluster is not None,
                                         keep=keep)
-        permanent_slots.leader_permanent_slots(self._pg, config, cluster, local)
+        permanent_slots.leader_permanent_slots(self._pg, config, cluster, local, members)
         return members
 
     def _manage_sync(self, config: Config, cluster: Cluster, state: Any) -> None:

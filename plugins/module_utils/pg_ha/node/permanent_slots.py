@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..config.settings import Config
@@ -38,13 +38,19 @@ def to_local(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, rules.LocalSlot
             for name, r in rows.items()}
 
 
-def wanted_here(config: Config) -> dict[str, rules.SlotSpec]:
+def wanted_here(config: Config, cluster: Cluster | None = None) -> dict[str, rules.SlotSpec]:
+    """The permanent slots this node keeps. Given the cluster (on a replica), no logical
+    slot when the WAL does not stream here from the primary: this node is nostream, or
+    one of the members it cascades from is (Patroni's get_slot_name_on_primary is None),
+    as no feedback reaches the primary and a copy would be unsafe to use."""
     dyn = config.dynamic
     if not config.postgresql.use_slots:
         return {}
+    streamed = rules.slot_name_on_primary(cluster, config.name, config.tags) is not None if cluster is not None \
+        else not config.tags.get("nostream")
     return rules.wanted_permanent(rules.specs_from(dyn.slots), slot_name_for(config.name),
                                   standby_cluster=dyn.standby_cluster is not None, nofailover=config.nofailover,
-                                  nostream=bool(config.tags.get("nostream")))
+                                  nostream=not streamed)
 
 
 def ignored_names(config: Config, local: Mapping[str, rules.LocalSlot]) -> frozenset[str]:
@@ -52,11 +58,12 @@ def ignored_names(config: Config, local: Mapping[str, rules.LocalSlot]) -> froze
 
 
 # -- the leader -------------------------------------------------------------------------------
-def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Mapping[str, rules.LocalSlot]) -> None:
-    """Advance idle permanent physical slots of cascading members; drop unknown or
-    mismatching logical slots, create the missing permanent ones."""
+def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Mapping[str, rules.LocalSlot],
+                           member_slots: Iterable[str] = ()) -> None:
+    """Advance the idle slots of cascading members (member slots and permanent physical
+    ones); drop unknown or mismatching logical slots, create the missing permanent ones."""
     wanted = wanted_here(config)
-    for name, lsn in rules.leader_physical_advance(wanted, cluster, config.name, local).items():
+    for name, lsn in rules.leader_physical_advance(wanted, cluster, config.name, local, member_slots).items():
         pg.advance_physical_slot(name, lsn)
     if config.dynamic.standby_cluster is not None:
         return  # a standby cluster has no logical slots (Patroni)
@@ -146,7 +153,7 @@ class ReplicaSlots:
             return  # (in a standby cluster wanted_here holds physical slots only: nothing is copied)
         members, expected = rules.replica_member_slots(cluster, config.name, nofailover=config.nofailover,
                                                         member_slots_ttl=config.dynamic.member_slots_ttl)
-        permanent = wanted_here(config)
+        permanent = wanted_here(config, cluster)
         wanted = {**{n: s for n, s in permanent.items() if n not in members},
                   **{n: rules.SlotSpec(n, "physical") for n in members}}
         positions = {**rules.status_slots(cluster.status), **members}
