@@ -92,6 +92,21 @@ def test_dead_leader_daemon_causes_no_failover_in_pause(cluster: TestCluster) ->
     assert "PAUSE: acquired session lock as a leader" in leader.log()
 
 
+def test_daemon_stopped_in_pause_leaves_postgres_running(cluster: TestCluster) -> None:
+    """Patroni's Ha.shutdown: SIGTERM in maintenance mode neither stops PostgreSQL nor deletes
+    the leader key (the daemon can be upgraded under a running primary)."""
+    leader = cluster.wait_healthy()
+    assert (leader.status() or {}).get("pause") is True
+    leader.stop()
+    assert "Leader key is not deleted and Postgresql is not stopped due paused state" in leader.log()
+    assert postmaster_alive(leader) and leader.sql("select pg_is_in_recovery()") == [(False,)]
+    assert leader_key(cluster) == leader.name  # not deleted: it expires after ttl, and nobody takes over
+    leader.start()
+    wait_for(lambda: leader_key(cluster) == leader.name and (leader.status() or {}).get("role") == "primary",
+             60, "the restarted daemon to lead its running primary")
+    assert postmaster_alive(leader)
+
+
 def test_switchover_to_named_candidate_in_pause_then_resume(cluster: TestCluster) -> None:
     leader = cluster.wait_healthy()
     assert (leader.status() or {}).get("pause") is True

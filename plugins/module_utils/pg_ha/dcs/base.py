@@ -145,8 +145,10 @@ class AbstractDCS(abc.ABC):
     def wakeup(self) -> None:  # noqa: B027 - optional hook
         """Make a pending or the next watch() return at once."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the session (the leader key goes with it) and stop threads."""
+    def close(self, release: bool = True) -> None:  # noqa: B027 - optional hook
+        """Stop threads and release the session (the leader key goes with it); with
+        release=False what the session holds stays until its ttl runs out, where the backend
+        can leave it (etcd v3 does not revoke its lease; a ZooKeeper session always closes)."""
 
     # -- helpers ------------------------------------------------------------
     def manual_failover(

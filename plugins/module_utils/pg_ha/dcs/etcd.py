@@ -249,7 +249,7 @@ class Etcd(KeyValueDCS):
     def wakeup(self) -> None:
         self._notifier.wakeup()
 
-    def close(self) -> None:
+    def close(self, release: bool = True) -> None:
         """Stop the watcher and drop the keys this object wrote (the v2 'session')."""
         with self._watcher_lock:
             self._closed = True

@@ -292,7 +292,7 @@ class Etcd3(KeyValueDCS):
     def wakeup(self) -> None:
         self._notifier.wakeup()
 
-    def close(self) -> None:
+    def close(self, release: bool = True) -> None:
         with self._watcher_lock:
             self._closed = True
             watcher, self._watcher = self._watcher, None
@@ -300,7 +300,7 @@ class Etcd3(KeyValueDCS):
             watcher.stop()
         with self._lease_lock:
             lease, self._lease = self._lease, None
-        if lease:
+        if lease and release:
             try:
                 self._client.call("/v3/lease/revoke", {"ID": str(lease)})
             except DCSError as exc:

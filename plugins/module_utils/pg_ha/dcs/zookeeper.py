@@ -407,7 +407,7 @@ class ZooKeeper(KeyValueDCS):
     def wakeup(self) -> None:
         self._notifier.wakeup()
 
-    def close(self) -> None:
+    def close(self, release: bool = True) -> None:
         """End the session: ZooKeeper drops our leader and member znodes at once."""
         with self._lock:
             self._closed = True

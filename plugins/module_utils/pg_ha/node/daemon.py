@@ -328,4 +328,5 @@ class Daemon:
     def shutdown(self) -> None:
         """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
         self.executor.shutdown(self._cluster, str(self._status.get("role", "unknown")))
-        self._dcs.close()
+        # paused: the leader key stays until it expires (Patroni's Ha.shutdown deletes nothing)
+        self._dcs.close(release=not (self._cluster is not None and self._cluster.paused))

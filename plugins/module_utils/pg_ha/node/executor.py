@@ -544,18 +544,27 @@ class Executor(BackgroundWork, SyncControl):
 
     # -- outside the cycle ------------------------------------------------------------
     def shutdown(self, cluster: Cluster | None, role: str) -> None:
-        """SIGTERM: stop PostgreSQL, and hand the lock over at once if we held it."""
+        """SIGTERM, as Patroni's Ha.shutdown: in maintenance mode (pause) PostgreSQL keeps
+        running and the leader key stays (the daemon can be upgraded or restarted under a
+        running database); otherwise stop PostgreSQL and, once it is down, hand the lock over
+        at once. A PostgreSQL that would not stop keeps the key (and an armed watchdog)."""
         self.join(timeout=60)
+        self.lease.stop()  # no more renewals: the key is released below, or expires (paused)
+        if cluster is not None and cluster.paused:
+            logger.info("Leader key is not deleted and Postgresql is not stopped due paused state")
+            self.watchdog.disarm()
+            self.callbacks.drain()
+            return
         logger.info("shutting down: stopping PostgreSQL")
-        self.lease.stop()  # stopping it here anyway; the key is released below
         self._become(NodeState.stopping)
-        paused = cluster is not None and cluster.paused
-        if not paused:  # before PostgreSQL stops and the lock goes
-            self.vip.release("shutting down")
+        self.vip.release("shutting down")  # before PostgreSQL stops and the lock goes
         if self.pg.stop("fast"):
             self.callbacks.fire("on_stop", role)
-        if paused and not self.pg.is_running():
-            self.vip.release("shutting down")
+        if self.pg.is_running():
+            logger.error("PostgreSQL shutdown failed, leader key not removed.%s",
+                         " Leaving watchdog running." if self.watchdog.armed else "")
+            self.callbacks.drain()
+            return
         if cluster is not None and cluster.leader is not None and cluster.leader.name == self.config.name:
             try:
                 _, lsn = self.pg.local_timeline_lsn()
