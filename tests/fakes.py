@@ -269,6 +269,9 @@ class FakeBackend:
     def status(self) -> dict[str, Any]:
         return dict(self._status)
 
+    def fresh_status(self) -> dict[str, Any]:
+        return dict(self._status)
+
     def refresh(self) -> None:
         """Take a fresh DCS snapshot, as an HA cycle would."""
         try:

@@ -93,3 +93,21 @@ def test_the_probe_connection_closes_once_the_cycle_published_running() -> None:
     live.view(CONFIG, up, up_facts, None)
     live.view(CONFIG, up, up_facts, None)
     assert pg.closed == 1
+
+
+def test_get_patroni_answers_the_positions_of_now() -> None:
+    """Peers compare these in the leader race: a replica's position of the last cycle could
+    miss the old primary's shutdown checkpoint it received since."""
+    status, facts = published(running=True, in_recovery=True, timeline=2, receive_lsn=1000, replay_lsn=1000,
+                              wal_lsn=1000)
+    got = LiveStatus(Pg(alive=True, probe=REPLICA_UP)).fresh(CONFIG, status, facts, None)
+    assert (got["state"], got["role"]) == ("running", "replica")
+    assert got["xlog"]["received_location"] == 4000 and got["xlog"]["replayed_location"] == 3000
+
+
+def test_get_patroni_falls_back_to_the_published_view() -> None:
+    status, facts = published(running=True, in_recovery=False, timeline=1, wal_lsn=10)
+    pg = Pg(alive=True, probe=LocalState(running=True, error="too many connections"))
+    assert LiveStatus(pg).fresh(CONFIG, status, facts, None) is status
+    dead = LiveStatus(Pg(alive=False)).fresh(CONFIG, status, facts, None)
+    assert dead["state"] == "unknown"

@@ -34,6 +34,10 @@ class ApiBackend(Protocol):
         patroni {version, scope, name}, tags (only when any), pause (only when true),
         cluster_unlocked (only when true)."""
 
+    def fresh_status(self) -> dict[str, Any]:
+        """status(), with the WAL positions and role read from the server now when it
+        answers (GET /patroni: what peers compare in the leader race)."""
+
     def cluster(self) -> Cluster | None:
         """The DCS snapshot of the last cycle (None before the first one)."""
 

@@ -51,7 +51,7 @@ def get_readiness(backend: ApiBackend, request: Request) -> Response:
 
 
 def get_patroni(backend: ApiBackend, request: Request) -> Response:
-    return Response(200, backend.status())
+    return Response(200, backend.fresh_status())
 
 
 def get_cluster(backend: ApiBackend, request: Request) -> Response:

@@ -116,7 +116,8 @@ def check_possible(cluster: Cluster, req: FailoverRequest) -> str | None:
             return "candidate name does not match with sync_standby"
         reason = _unhealthy(cluster, req.candidate)
         if reason is not None and (reason.endswith("is tagged nofailover") or " is not running " in reason):
-            return f"{req.action} is not possible: no good candidates have been found ({reason})"  # Patroni's text
+            logger.info("%s to %s refused: %s", req.action, req.candidate, reason)
+            return f"{req.action} is not possible: no good candidates have been found"  # Patroni's exact text
         return reason
     if req.scheduled_at is not None:
         return None

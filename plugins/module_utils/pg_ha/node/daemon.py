@@ -84,6 +84,10 @@ class Daemon:
         """The last cycle's status, or the server's own answer when it came up since (live_status.py)."""
         return self._live.view(self._config, self._status, self._facts, self.executor.busy)
 
+    def fresh_status(self) -> dict[str, Any]:
+        """GET /patroni: the status with the server's positions of now (live_status.py)."""
+        return self._live.fresh(self._config, self._status, self._facts, self.executor.busy)
+
     def cluster(self) -> Cluster | None:
         return self._cluster
 

@@ -28,7 +28,7 @@ class LiveStatus:
 
     def __init__(self, pg: Any) -> None:
         self._pg = pg
-        self._lock = threading.Lock()  # one probe at a time; other callers get the published view
+        self._lock = threading.Lock()  # one probe at a time on the one connection
         self._probing = False
 
     def view(self, config: Config, published: dict[str, Any], facts: CycleFacts, busy: str | None) -> dict[str, Any]:
@@ -39,15 +39,30 @@ class LiveStatus:
                 self._pg.close_probe()
             # a postmaster that died since then is no longer "running" (Patroni's query fails: "unknown")
             return published if alive else {**published, "state": "unknown"}
-        if not alive or not self._lock.acquire(blocking=False):
+        if not alive:
             return published
+        self._probing = True
+        return self._probed(config, published, facts, busy) or published
+
+    def fresh(self, config: Config, published: dict[str, Any], facts: CycleFacts, busy: str | None) -> dict[str, Any]:
+        """GET /patroni: the server's positions of now, as Patroni's API answers it (one
+        query on the API's own connection). Peers compare these WAL positions in the leader
+        race; the last cycle's could be up to loop_wait old, and a replica that received the
+        shutdown checkpoint of the old primary since then would look behind."""
+        if not self._pg.is_running():
+            return self.view(config, published, facts, busy)
+        return self._probed(config, published, facts, busy) or self.view(config, published, facts, busy)
+
+    def _probed(self, config: Config, published: dict[str, Any], facts: CycleFacts,
+                busy: str | None) -> dict[str, Any] | None:
+        if not self._lock.acquire(timeout=2):
+            return None
         try:
-            self._probing = True
             state = self._pg.probe_state()
         finally:
             self._lock.release()
         if not state.running or state.error:
-            return published  # not accepting connections yet: the published state stands
+            return None  # not accepting connections (yet): the published state stands
         live = replace(facts, **server_facts(state), busy=busy, crashed=False, data_dir_empty=False)
         fresh = patroni_status(config, live)
         for key in ("failsafe_mode_is_active", "dcs_last_seen"):
