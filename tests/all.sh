@@ -31,6 +31,9 @@ echo "== pytest: unit + integration"
 echo "== chaos (short): faults on real processes, 0 split brain, bounded losses (full run: docs/RELIABILITY.md)"
 "$VENV/bin/python" -m pytest -p no:cacheprovider -ra tests/chaos
 
+echo "== peer: Patroni's acceptance features against pg_ha (slice; all: tests/peer.sh all)"
+bash tests/peer.sh
+
 # Collection tier (roles, modules, playbooks): ansible-test sanity, ansible-lint and the molecule
 # scenarios on podman hosts; see tests/collection.sh.
 bash tests/collection.sh
