@@ -3,6 +3,7 @@ arm/keepalive/disarm sequencing of the controller, the loop's step table, the fe
 from __future__ import annotations
 
 import array
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from pg_ha.config.load import ConfigError, build_config
 from pg_ha.core.ha import Action, Decision
-from pg_ha.watchdog import Watchdog, WatchdogError, WatchdogSettings, parse_watchdog
+from pg_ha.watchdog import Watchdog, WatchdogError, WatchdogSettings, make_device, parse_watchdog
 from pg_ha.watchdog.fence import Timer
 from pg_ha.watchdog.linux import (
     WDIOC_GETSUPPORT,
@@ -384,16 +385,60 @@ def test_after_cycle(applied: Decision, paused: bool, running: bool, in_recovery
 def test_fence_timer() -> None:
     timer = Timer(60, now=0)
     assert timer.deadline == 60
-    timer.feed(b"T2", now=1)  # split write: the timeout arrives in two reads
+    timer.feed(b"Ctime", now=1)  # split write: the timeout arrives in two reads
     assert timer.deadline == 60
-    timer.feed(b"5\nK", now=2)
+    timer.feed(b"out=25\n1", now=2)
     assert timer.timeout == 25 and timer.deadline == 27
-    timer.feed(b"KK", now=10)
+    timer.feed(b"11", now=10)
     assert timer.deadline == 35 and not timer.magic
+    timer.feed(b"Cunknown=3\n", now=10)  # a command it does not know changes nothing
+    assert timer.timeout == 25 and timer.deadline == 35
     timer.feed(b"V", now=11)
     assert timer.magic and timer.deadline == 35
-    timer.feed(b"K", now=12)
+    timer.feed(b"1", now=12)
     assert not timer.magic and timer.deadline == 37
+
+
+def test_testing_driver_with_a_device_writes_patronis_protocol_to_it(tmp_path) -> None:
+    """Patroni's `testing` driver: ioctls become writes to `device` (its features read a FIFO)."""
+    import threading
+
+    from pg_ha.watchdog.testing import DeviceFileWatchdog
+    fifo = str(tmp_path / "watchdog.fifo")
+    os.mkfifo(fifo)
+    device = make_device(WatchdogSettings(mode="required", driver="testing", device=fifo), str(tmp_path))
+    assert isinstance(device, DeviceFileWatchdog) and device.usable() is None
+    with pytest.raises(WatchdogError, match="nobody reads the named pipe"):
+        device.open()  # no reader: an error, not a blocked loop
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            received.append(fh.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not device.is_open:
+        try:
+            device.open()
+        except WatchdogError:
+            assert time.monotonic() < deadline, "the reader never opened the FIFO"
+            time.sleep(0.01)
+    assert device.set_timeout(15) == 15
+    device.keepalive()
+    device.keepalive()
+    device.close(magic=True)
+    reader.join(10)
+    assert received == [b"Ctimeout=15\n11V"]
+    assert not device.fired()
+    missing = make_device(WatchdogSettings(driver="testing", device=str(tmp_path / "none")), str(tmp_path))
+    assert missing.usable() == f"{tmp_path / 'none'} does not exist"
+
+
+def test_testing_driver_without_a_device_is_the_fencing_process(tmp_path) -> None:
+    from pg_ha.watchdog.testing import TestingWatchdog
+    assert isinstance(make_device(WatchdogSettings(driver="testing"), str(tmp_path)), TestingWatchdog)
 
 
 def test_default_executor_watchdog_is_off() -> None:

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Watchdog: fence a leader whose HA loop stopped refreshing the leader key, before the key
 expires and another member is promoted. Drivers: `default` (Linux /dev/watchdog ioctls) and
-`testing` (a fencing process, for machines without a watchdog device)."""
+`testing` (Patroni's test protocol written to `device`, or without one a fencing process,
+for machines without a watchdog device)."""
 from __future__ import annotations
 
 from .base import Device, Watchdog, WatchdogError
@@ -11,8 +12,8 @@ from .settings import WatchdogConfigError, WatchdogSettings, parse_watchdog
 
 def make_device(settings: WatchdogSettings, data_dir: str) -> Device:
     if settings.driver == "testing":
-        from .testing import TestingWatchdog
-        return TestingWatchdog(data_dir)
+        from .testing import testing_device
+        return testing_device(settings.device, data_dir)
     from .linux import LinuxWatchdog
     return LinuxWatchdog(settings.device)
 

@@ -5,10 +5,11 @@
 machines without one (containers, CI). TEST DRIVER ONLY: it fences PostgreSQL, not the host.
 
 The daemon starts it in its own session (so a SIGSTOP or SIGKILL of the daemon does not reach
-it) and writes to the pipe whose read end is --fd:
-    K        keepalive: the timer starts over
-    T<n>\\n   set the timeout to n seconds (and start over)
-    V        magic character: if the pipe is closed right after, stop the timer and exit 0
+it) and writes to the pipe whose read end is --fd, in the protocol of Patroni's `testing`
+driver (protocol.py):
+    1                 keepalive: the timer starts over
+    Ctimeout=<n>\\n   set the timeout to n seconds (and start over)
+    V                 magic character: if the pipe is closed right after, stop the timer and exit 0
 When no keepalive came for the timeout (the daemon hung, was stopped, or died without the
 magic close) it does what a hardware watchdog would do to the node: SIGKILL the postmaster
 named in DATA_DIR/postmaster.pid and every child of it, then exits with FENCED_EXIT.
@@ -27,6 +28,7 @@ import time
 from datetime import UTC, datetime
 
 FENCED_EXIT = 42
+KEEPALIVE, MAGIC, COMMAND = b"1", b"V", b"C"  # as protocol.py (kept standalone: run by path)
 
 
 def _say(message: str) -> None:
@@ -92,19 +94,21 @@ class Timer:
         i = 0
         while i < len(data):
             ch = data[i:i + 1]
-            if ch == b"K":
+            if ch == KEEPALIVE:
                 self.magic = False
                 self.deadline = now + self.timeout
-            elif ch == b"V":
+            elif ch == MAGIC:
                 self.magic = True
-            elif ch == b"T":
+            elif ch == COMMAND:
                 end = data.find(b"\n", i)
                 if end < 0:
                     self._partial = data[i:]
                     return
-                self.timeout = float(data[i + 1:end])
-                self.magic = False
-                self.deadline = now + self.timeout
+                name, _, value = data[i + 1:end].partition(b"=")
+                if name == b"timeout":
+                    self.timeout = float(value)
+                    self.magic = False
+                    self.deadline = now + self.timeout
                 i = end
             i += 1
 
