@@ -203,6 +203,33 @@ def test_patch_config_reload_and_pending_restart(cluster: TestCluster) -> None:
                  f"pending_restart cleared on {m.name}")
 
 
+def test_a_lost_config_key_comes_back_with_the_edits(cluster: TestCluster) -> None:
+    """As Patroni: each member caches the dynamic config in PGDATA/patroni.dynamic.json, and a
+    leader that finds the `config` key gone writes back what it runs with, not bootstrap.dcs."""
+    leader = cluster.wait_healthy()
+    code, body = leader.api("/config", method="PATCH", body={"maximum_lag_on_failover": 3333333})
+    assert code == 200, body
+
+    def cached(m: Member) -> dict:
+        try:
+            return json.loads((m.data_dir / "patroni.dynamic.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    for m in cluster.members:
+        wait_for(lambda m=m: cached(m).get("maximum_lag_on_failover") == 3333333, 30, f"the cache of {m.name}")
+    key = f"/service/{cluster.scope}/config"
+    env = dict(os.environ, ETCDCTL_API="3" if cluster.dcs_kind == "etcd3" else "2")
+    verb = "del" if cluster.dcs_kind == "etcd3" else "rm"
+    subprocess.run(["etcdctl", f"--endpoints={cluster.etcd.client_url}", verb, key],  # type: ignore[attr-defined]
+                   env=env, check=True, capture_output=True, timeout=10)
+    restored = wait_for(lambda: (c := etcd_keys(cluster.etcd, cluster.dcs_kind, key).get(key))  # type: ignore[attr-defined]
+                        and json.loads(c), 30, "the leader to write the config key back")
+    assert restored["maximum_lag_on_failover"] == 3333333 and restored["ttl"] == 10, restored
+    code, body = leader.api("/config", method="PATCH", body={"maximum_lag_on_failover": None})
+    assert code == 200, body
+
+
 def test_second_cluster_on_same_etcd_does_not_interfere(cluster: TestCluster) -> None:
     leader = cluster.wait_leader()
     other = TestCluster(cluster.etcd_hostport, scope=f"robin{cluster.dcs_kind}", size=1, dcs_kind=cluster.dcs_kind)

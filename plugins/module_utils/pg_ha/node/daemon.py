@@ -23,7 +23,7 @@ from ..core.status import CycleFacts, member_data, member_role, patroni_status
 from ..dcs.base import AbstractDCS, DCSError
 from ..postgresql.query import LocalState
 from ..watchdog import parse_watchdog
-from . import lease_effects, standby
+from . import dynamic_cache, lease_effects, standby
 from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
 from .heap_trim import trim_now_and_then
@@ -43,8 +43,11 @@ class FatalError(Exception):
 
 class Daemon:
     def __init__(self, config: Config, dcs: AbstractDCS, pg: Any) -> None:
-        self._config = config
         self.local_config = config  # the file layer (with bootstrap.dcs as dynamic layer)
+        cached = dynamic_cache.load(config.postgresql.data_dir)
+        self._cache = dynamic_cache.DynamicCache(config.postgresql.data_dir, cached)
+        config = self._with_cached(config, cached)
+        self._config = config
         self._dcs = dcs
         self.pg = pg
         self.executor = Executor(config, dcs, pg)
@@ -202,6 +205,8 @@ class Daemon:
         self._manage_vip(decision)
         self.restarts.run_due()
         self._publish(cluster, facts, decision)
+        if not self.executor.busy:
+            self._cache.save(self._config.dynamic.raw)
 
     def _policy(self) -> Policy:
         dyn = self._config.dynamic
@@ -261,6 +266,20 @@ class Daemon:
             logger.warning("failed to update the member key: %s", exc)
 
     # -- configuration -------------------------------------------------------------------
+    @staticmethod
+    def _with_cached(config: Config, cached: dict[str, Any] | None) -> Config:
+        """As Patroni: the dynamic configuration cached in the data directory wins over
+        bootstrap.dcs until the DCS `config` key is read."""
+        if cached is None:
+            return config
+        try:
+            dynamic = config_mod.dynamic_from(cached, dynamic_cache.CACHE_FILE)
+        except config_mod.ConfigError as exc:
+            logger.warning("ignoring %s: %s", dynamic_cache.path(config.postgresql.data_dir), exc)
+            return config
+        logger.info("dynamic configuration from %s", dynamic_cache.path(config.postgresql.data_dir))
+        return config.with_dynamic(dynamic)
+
     def _apply_dynamic(self, cluster: Cluster) -> None:
         if cluster.config is None or cluster.config.version == self._config_version:
             return

@@ -264,7 +264,7 @@ class Executor(BackgroundWork, SyncControl):
                     self._lease_renewed(before)
                 logger.info("%s", success)
             if self.dcs.get_cluster().config is None:
-                self.dcs.set_config_value(json.dumps(self.config.bootstrap_dcs, separators=(",", ":")))
+                self.dcs.set_config_value(json.dumps(self.config.dynamic.raw, separators=(",", ":")))
 
         return self.run_async(what, run)
 

@@ -51,8 +51,9 @@ class LeaderHousekeeping:
         """`state_after` gives PostgreSQL's state after this cycle's action (one read for
         the history and the sync steps). A DCS error ends the housekeeping with a warning."""
         try:
-            if cluster.config is None and config.bootstrap_dcs is not None:
-                self._dcs.set_config_value(json.dumps(config.bootstrap_dcs, separators=(",", ":")))
+            # lost, never written or emptied: what this member runs with, as Patroni
+            if cluster.config is None or (cluster.config.valid and not cluster.config.data):
+                self._dcs.set_config_value(json.dumps(config.dynamic.raw, separators=(",", ":")))
             local = self._local_slots()
             member_slots: set[str] = set()
             if config.postgresql.use_slots:
