@@ -66,6 +66,20 @@ def test_standby_cluster_in_dynamic_config() -> None:
     assert dynamic_from({"standby_cluster": None}, "config").standby_cluster is None
 
 
+@pytest.mark.parametrize("mode", [True, "quorum"])
+def test_a_standby_cluster_runs_no_synchronous_replication(mode: Any) -> None:
+    """As Patroni: synchronous_mode is ignored while standby_cluster is set, and applies again
+    once the standby cluster is promoted (standby_cluster removed)."""
+    sync = {"synchronous_mode": mode, "synchronous_mode_strict": True}
+    dyn = dynamic_from({**sync, "standby_cluster": {"host": "h"}}, "config")
+    assert (dyn.synchronous_mode, dyn.synchronous_quorum, dyn.synchronous_mode_strict) == (False, False, False)
+    dyn = dynamic_from(sync, "config")
+    assert (dyn.synchronous_mode, dyn.synchronous_quorum, dyn.synchronous_mode_strict) == \
+        (True, mode == "quorum", True)
+    with pytest.raises(ConfigError, match="synchronous_mode_strict"):
+        dynamic_from({"synchronous_mode_strict": "maybe", "standby_cluster": {"host": "h"}}, "config")
+
+
 @pytest.mark.parametrize("section, message", [
     ("h", "config.standby_cluster: expected dict"),
     ({"port": 5432}, "config.standby_cluster: needs host"),
@@ -142,3 +156,21 @@ def test_replication_state_as_patroni_publishes_it(facts: CycleFacts, state: str
     config = make_config("pg1")
     assert member_data(config, facts).get("replication_state") == state
     assert patroni_status(config, facts).get("replication_state") == state
+
+
+@pytest.mark.parametrize("data, sync, quorum", [
+    ({"synchronous_mode": True}, True, False),
+    ({"synchronous_mode": "on"}, True, False),
+    ({"synchronous_mode": "quorum"}, True, True),
+    ({"synchronous_mode": "off"}, False, False),
+    ({"synchronous_mode": False}, False, False),
+    ({}, False, False),
+    ({"synchronous_mode": True, "standby_cluster": {"host": "h"}}, False, False),
+    ({"synchronous_mode": "quorum", "standby_cluster": {"restore_command": "x"}}, False, False),
+    ({"synchronous_mode": True, "standby_cluster": None}, True, False),
+])
+def test_the_cluster_config_key_says_synchronous_mode_as_patroni(data: dict, sync: bool, quorum: bool) -> None:
+    """What the REST API (switchover checks, /sync) and pg_hactl read from the DCS config key."""
+    from pg_ha.core.model import ClusterConfig
+    config = ClusterConfig(1, data)
+    assert (config.synchronous_mode, config.quorum_commit) == (sync, quorum)

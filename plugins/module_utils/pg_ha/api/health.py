@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.settings import Config
-from ..core.model import Cluster
+from ..core.model import Cluster, quorum_commit_of, synchronous_mode_of
 from .units import is_falsy_text, parse_size
 
 PRIMARY_ROLES = ("primary", "master")
@@ -49,12 +49,12 @@ def holds_lock(cluster: Cluster | None, name: str) -> bool:
 
 def synchronous_mode(cluster: Cluster | None, config: Config) -> bool:
     data = cluster.config.data if cluster is not None and cluster.config is not None else config.dynamic.raw
-    return bool(data.get("synchronous_mode"))
+    return synchronous_mode_of(data)
 
 
 def quorum_mode(cluster: Cluster | None, config: Config) -> bool:
     data = cluster.config.data if cluster is not None and cluster.config is not None else config.dynamic.raw
-    return str(data.get("synchronous_mode")).strip().lower() == "quorum"
+    return quorum_commit_of(data)
 
 
 def is_sync_standby(cluster: Cluster | None, config: Config, name: str) -> bool:

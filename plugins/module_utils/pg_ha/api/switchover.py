@@ -85,8 +85,7 @@ def parse_request(action: str, body: Any, query: dict[str, str], paused: bool,
 
 def _sync_names(cluster: Cluster) -> tuple[str, ...] | None:
     """Names of the synchronous standbys when synchronous_mode is on, else None."""
-    data = cluster.config.data if cluster.config is not None else {}
-    if not data.get("synchronous_mode"):
+    if cluster.config is None or not cluster.config.synchronous_mode:
         return None
     return cluster.sync.sync_standby if cluster.sync is not None else ()
 

@@ -173,16 +173,21 @@ def dynamic_from(data: dict[str, Any], where: str = "bootstrap.dcs",
     from .bootstrap import standby_cluster  # local: it imports this module's validators
 
     pg_defaults = DYNAMIC_DEFAULTS["postgresql"]
+    remote = standby_cluster(data, where)
+    # as Patroni (is_synchronous_mode): a standby cluster replicates from another cluster, it
+    # runs no synchronous replication of its own whatever synchronous_mode says
+    sync_on = (quorum or as_bool(sync_mode, f"{where}.synchronous_mode")) and remote is None
+    strict = as_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict")
 
     return DynamicSettings(
-        standby_cluster=standby_cluster(data, where),
+        standby_cluster=remote,
         member_slots_ttl=duration(merged.get("member_slots_ttl", DYNAMIC_DEFAULTS["member_slots_ttl"]),
                                   f"{where}.member_slots_ttl"),
         slots=slots,
         ignore_slots=ignore_slots,
-        synchronous_mode=quorum or as_bool(sync_mode, f"{where}.synchronous_mode"),
-        synchronous_quorum=quorum,
-        synchronous_mode_strict=as_bool(merged["synchronous_mode_strict"], f"{where}.synchronous_mode_strict"),
+        synchronous_mode=sync_on,
+        synchronous_quorum=sync_on and quorum,
+        synchronous_mode_strict=sync_on and strict,
         synchronous_node_count=as_int(merged["synchronous_node_count"], f"{where}.synchronous_node_count", 1, 1000),
         ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
         maximum_lag_on_failover=as_int(merged["maximum_lag_on_failover"],

@@ -142,6 +142,26 @@ class ClusterConfig:
         valid = isinstance(data, dict)
         return ClusterConfig(version, data if valid else {}, value or "", valid)
 
+    @property
+    def synchronous_mode(self) -> bool:
+        return synchronous_mode_of(self.data)
+
+    @property
+    def quorum_commit(self) -> bool:
+        return quorum_commit_of(self.data)
+
+
+def synchronous_mode_of(data: dict[str, Any]) -> bool:
+    """As Patroni (is_synchronous_mode): synchronous_mode on (true, "on", quorum), and not a
+    standby cluster, which runs no synchronous replication of its own."""
+    value = data.get("synchronous_mode")
+    on = value is True or (isinstance(value, str) and value.strip().lower() in ("on", "true", "yes", "quorum"))
+    return on and not data.get("standby_cluster")
+
+
+def quorum_commit_of(data: dict[str, Any]) -> bool:
+    return synchronous_mode_of(data) and str(data.get("synchronous_mode")).strip().lower() == "quorum"
+
 
 @dataclass(frozen=True)
 class Failover:

@@ -34,15 +34,13 @@ class MemberInfo:
 
 
 def sync_standbys(cluster: Cluster) -> tuple[str, ...]:
-    data = cluster.config.data if cluster.config is not None else {}
-    if not data.get("synchronous_mode") or cluster.sync is None:
+    if cluster.config is None or not cluster.config.synchronous_mode or cluster.sync is None:
         return ()
     return cluster.sync.sync_standby
 
 
 def is_quorum(cluster: Cluster) -> bool:
-    data = cluster.config.data if cluster.config is not None else {}
-    return str(data.get("synchronous_mode")).strip().lower() == "quorum"
+    return cluster.config is not None and cluster.config.quorum_commit
 
 
 def member_info(cluster: Cluster, member: Member) -> MemberInfo:

@@ -65,8 +65,8 @@ def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Map
     wanted = wanted_here(config)
     for name, lsn in rules.leader_physical_advance(wanted, cluster, config.name, local, member_slots).items():
         pg.advance_physical_slot(name, lsn)
-    if config.dynamic.standby_cluster is not None:
-        return  # a standby cluster has no logical slots (Patroni)
+    # a standby cluster has no logical slots (Patroni): `wanted` holds none there, so a logical
+    # slot the data directory brought along (a former member of the source cluster) is dropped
     plan = rules.primary_plan(wanted, local, config.dynamic.ignore_slots, cluster.paused)
     for name in plan.drop:
         logger.info("dropping logical replication slot %s: not a permanent slot (or changed)", name)

@@ -75,5 +75,6 @@ def start_as_standby(config: Config, pg: Any) -> bool:
 
 
 def follow_remote(config: Config, pg: Any) -> None:
-    """Point a running standby at the remote primary."""
-    pg.follow(remote_conninfo(config, pg) or None, slot(config), standby_extra=extra(config))
+    """Point a running standby at the remote primary; a running primary (a cluster demoted to
+    a standby cluster) restarts as the standby leader, its shutdown checkpoint archived."""
+    pg.follow(remote_conninfo(config, pg) or None, slot(config), standby_extra=extra(config), archive_shutdown=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.settings import PostgresqlSettings
+from . import archive, config, layout
 from . import bootstrap as _bootstrap
-from . import config, layout
 from . import custom_bootstrap as _custom
 from . import rewind as _rewind
 from . import slots as _slots
@@ -191,13 +191,20 @@ class Postgresql:
             logger.info("before_stop: %s", line)
         logger.info("before_stop script `%s` exited with %s", command, res.rc)
 
-    def restart(self, timeout: float | None = None) -> bool:
-        """Stop (fast) and start again in the role and with the upstream our files describe."""
+    def restart(self, timeout: float | None = None, archive_shutdown: bool = False) -> bool:
+        """Stop (fast) and start again in the role and with the upstream our files describe.
+        With ``archive_shutdown`` the WAL file of the shutdown checkpoint is archived in between
+        (archive.py), when archiving is on."""
         timeout = self._settings.pg_ctl_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         role, recovery = self.current_role_files()
         if not self.stop("fast", timeout):
             return False
+        command = archive.archive_command(config.effective_parameters(self._settings))
+        if archive_shutdown and command is None:
+            logger.info("not archiving the WAL file of the shutdown checkpoint: archiving is not configured")
+        elif archive_shutdown and command is not None:
+            archive.archive_shutdown_checkpoint_wal(self._settings.data_dir, self.controldata(), command)
         return self.start(role, recovery.get("primary_conninfo"), recovery.get("primary_slot_name"),
                           max(1.0, deadline - time.monotonic()), standby_extra=recovery)
 
@@ -252,9 +259,11 @@ class Postgresql:
         return True
 
     def follow(self, primary_conninfo: Mapping[str, Any] | str | None, slot_name: str | None = None,
-               timeout: float = 60, standby_extra: Mapping[str, Any] | None = None) -> bool:
+               timeout: float = 60, standby_extra: Mapping[str, Any] | None = None,
+               archive_shutdown: bool = False) -> bool:
         """Point a replica at another upstream; reload (PG13+) or, for a running primary,
-        restart as a replica. Returns whether anything changed."""
+        restart as a replica (``archive_shutdown``: see restart). Returns whether anything
+        changed."""
         role, current = self.current_role_files()
         wanted = (primary_conninfo if isinstance(primary_conninfo, str) or primary_conninfo is None
                   else config.conninfo_to_str(primary_conninfo))
@@ -267,7 +276,7 @@ class Postgresql:
         if self.is_running():
             if self.state().in_recovery is False:
                 logger.info("restarting the running primary as a replica")
-                self.restart(timeout)
+                self.restart(timeout, archive_shutdown)
             else:
                 logger.info("following a new upstream: reloading primary_conninfo")
                 self._reload_and_wait()
