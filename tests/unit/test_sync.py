@@ -51,6 +51,26 @@ def test_nosync_tag_and_count() -> None:
     assert plan(cluster(None), "pg0", rows, ["pg1"], 1, False).standby_names == ("pg1",)  # no flapping
 
 
+def tagged(tags: dict[str, dict]) -> Cluster:
+    members = tuple(Member(n, 1, {"tags": tags.get(n, {})}) for n in ("pg0", "pg1", "pg2", "pg3"))
+    return Cluster(initialize="1", leader=Leader("pg0", 1), members=members)
+
+
+def test_sync_priority_as_patroni() -> None:
+    """Higher sync_priority first, before the current synchronous standby and the lag; 0 (or
+    "0": tags from a YAML file may be strings) never; nosync wins over sync_priority."""
+    rows = [row("pg1", flush=90), row("pg2", flush=50), row("pg3", flush=10)]
+    c = tagged({"pg1": {"sync_priority": "0"}, "pg2": {"sync_priority": 1}, "pg3": {"sync_priority": "2"}})
+    assert plan(c, "pg0", rows, ["pg2"], 1, False).standby_names == ("pg3",)
+    assert plan(c, "pg0", rows, [], 3, False).standby_names == ("pg3", "pg2")
+    c = tagged({"pg3": {"sync_priority": 2, "nosync": True}, "pg1": {"sync_priority": 0, "nosync": False}})
+    # pg1: nosync false wins, so it may be synchronous, but with priority 0 after pg2's default 1
+    assert plan(c, "pg0", rows, [], 1, False).standby_names == ("pg2",)
+    assert plan(c, "pg0", rows, [], 3, False).standby_names == ("pg2", "pg1")
+    c = tagged({"pg2": {"sync_priority": 5}})
+    assert plan(c, "pg0", rows, ["pg1"], 1, False).standby_names == ("pg2",)
+
+
 def test_key_of_another_leader_is_rewritten() -> None:
     p = plan(cluster(SyncState(1, "pg9", ("pg1",))), "pg0", [row("pg1", sync_state="sync")], ["pg1"], 1, False)
     assert p.write_key and p.key_standbys == ("pg1",)

@@ -24,7 +24,6 @@ LOCAL_NOT_SUPPORTED: dict[str, str] = {
     "postgresql.retry_timeout": "every call is bounded by the dynamic retry_timeout",
     "postgresql.use_unix_socket_repl": "pg_ha makes no replication connection to its own server "
                                        "(Patroni's only use of it)",
-    "tags.sync_priority": "synchronous standbys are chosen by name order and nosync only",
     "log.type": "log lines are plain text (no json)",
     "log.traceback_level": "tracebacks are logged at ERROR",
     "log.static_fields": "only used by log.type json",

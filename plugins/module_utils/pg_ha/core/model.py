@@ -72,6 +72,24 @@ def no_failover(tags: dict[str, Any]) -> bool:
     return value is not None and value <= 0
 
 
+def no_sync(tags: dict[str, Any]) -> bool:
+    """Patroni's ``nosync``: the tag, when given, wins over sync_priority; else sync_priority
+    <= 0 means never synchronous."""
+    if tags.get("nosync") is not None:
+        return bool(tags["nosync"])
+    value = _priority(tags.get("sync_priority"))
+    return value is not None and value <= 0
+
+
+def sync_priority(tags: dict[str, Any]) -> int:
+    """The ``sync_priority`` tag (Patroni 4): higher values are chosen as synchronous standbys
+    first; default 1; 0 with a true nosync tag."""
+    if tags.get("nosync"):
+        return 0
+    value = _priority(tags.get("sync_priority"))
+    return 1 if value is None else value
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
@@ -116,6 +134,14 @@ class Member:
     @property
     def nofailover(self) -> bool:
         return no_failover(self.tags)
+
+    @property
+    def nosync(self) -> bool:
+        return no_sync(self.tags)
+
+    @property
+    def sync_priority(self) -> int:
+        return sync_priority(self.tags)
 
     @property
     def pending_restart(self) -> bool:

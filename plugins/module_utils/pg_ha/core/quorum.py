@@ -105,13 +105,13 @@ def vote_of(sync: SyncState | None, me: str) -> Vote | None:
 
 
 def active_standbys(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """Members streaming from us that may vote, sorted: not tagged ``nosync``, and not
+    """Members streaming from us that may vote, the higher sync_priority first, then by name:
+    not ``nosync`` (nor sync_priority <= 0), and not
     ``nofailover`` (or failover_priority 0): the race skips members that may not promote, so
     a commit acknowledged only by one of them could be lost."""
     streaming = {row.get("application_name") for row in replication if row.get("state") == "streaming"}
-    return tuple(sorted(m.name for m in cluster.members
-                        if m.name != me and m.name in streaming and not m.tags.get("nosync")
-                        and not m.nofailover))
+    voters = [m for m in cluster.members if m.name != me and m.name in streaming and not m.nosync and not m.nofailover]
+    return tuple(m.name for m in sorted(voters, key=lambda m: (-m.sync_priority, m.name)))
 
 
 def plan(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]], current: Commit | None,

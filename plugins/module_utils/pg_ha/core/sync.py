@@ -67,17 +67,18 @@ def _within_lag(streaming: dict[str, int], limit: LagLimit) -> dict[str, int]:
 
 def candidates(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]],
                current: Sequence[str], count: int, limit: LagLimit = LagLimit()) -> tuple[str, ...]:
-    """Streaming standbys that may be synchronous: members without `nosync` that lag at most
-    maximum_lag_on_syncnode, current synchronous ones first (no flapping), then the least lagging."""
+    """Streaming standbys that may be synchronous: members without `nosync` (nor sync_priority
+    <= 0) that lag at most maximum_lag_on_syncnode; as Patroni, the higher sync_priority first,
+    then current synchronous ones (no flapping), then the least lagging."""
     streaming: dict[str, int] = {}
     for row in replication:
         name = row.get("application_name")
         if row.get("state") == "streaming" and isinstance(name, str):
             streaming[name] = max(streaming.get(name, 0), int(row.get(limit.column) or 0))
-    members = {m.name for m in cluster.members if m.name != me and not m.tags.get("nosync")}
+    members = {m.name: m.sync_priority for m in cluster.members if m.name != me and not m.nosync}
     streaming = _within_lag({n: lsn for n, lsn in streaming.items() if n in members}, limit)
     eligible = [m.name for m in cluster.members if m.name in streaming]
-    eligible.sort(key=lambda n: (n not in current, -streaming[n], n))
+    eligible.sort(key=lambda n: (-members[n], n not in current, -streaming[n], n))
     return tuple(eligible[:max(count, 0)])
 
 
