@@ -58,7 +58,7 @@ def test_grows_key_first_then_postgresql_and_then_stays() -> None:
     ex, dcs, sink = setup()
     manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING)
     assert sync_key(dcs) == {"leader": "pg0", "sync_standby": "pg1,pg2", "quorum": 1}
-    assert dcs.events == ['key {"leader":"pg0","sync_standby":"pg1,pg2","quorum":1}', 'pg ANY 1 ("pg1","pg2")']
+    assert dcs.events == ['key {"leader":"pg0","quorum":1,"sync_standby":"pg1,pg2"}', 'pg ANY 1 ("pg1","pg2")']
     assert ex.sync_commit == Commit(1, frozenset({"pg1", "pg2"}))
     revision = dcs.keys["sync"][0]
     manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING)
@@ -70,7 +70,7 @@ def test_shrinks_postgresql_first_then_key() -> None:
     manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING)
     dcs.events.clear()
     manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING[:1])
-    assert dcs.events == ['pg ANY 1 ("pg1")', 'key {"leader":"pg0","sync_standby":"pg1","quorum":0}']
+    assert dcs.events == ['pg ANY 1 ("pg1")', 'key {"leader":"pg0","quorum":0,"sync_standby":"pg1"}']
     assert sync_key(dcs) == {"leader": "pg0", "sync_standby": "pg1", "quorum": 0}
 
 
@@ -94,12 +94,12 @@ def test_promotion_hands_the_vote_on_before_postgresql_is_promoted() -> None:
     ex, dcs, sink = setup()
     dcs.set_json("sync", {"leader": "pg9", "sync_standby": "pg0,pg1", "quorum": 1})
     assert ex.prepare_promotion(dcs.get_cluster())
-    assert dcs.events[0] == 'key {"leader":"pg0","sync_standby":"pg1,pg9","quorum":1}'
+    assert dcs.events[0] == 'key {"leader":"pg0","quorum":1,"sync_standby":"pg1,pg9"}'
     assert sink.applied == ['ANY 1 ("pg1","pg9")']
     # once replicas stream from the new leader the planner drops the old leader, PostgreSQL first
     dcs.events.clear()
     manage_quorum(dcs, ex, dcs.get_cluster(), "pg0", STREAMING)
-    assert dcs.events[0] == 'key {"leader":"pg0","sync_standby":"pg1,pg2,pg9","quorum":2}'
+    assert dcs.events[0] == 'key {"leader":"pg0","quorum":2,"sync_standby":"pg1,pg2,pg9"}'
 
 
 def test_promotion_without_voters_starts_afresh() -> None:

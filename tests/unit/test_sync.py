@@ -128,4 +128,4 @@ def test_the_sync_key_lists_standbys_sorted_as_patroni() -> None:
     state = SimpleNamespace(replication=rows, wal_lsn=300)
     duties = LeaderHousekeeping(dcs, None, executor, None)  # type: ignore[arg-type]
     duties._manage_sync(config, cluster(SyncState(1, "pg0", ())), state)  # type: ignore[arg-type]
-    assert written == ['{"leader":"pg0","sync_standby":"pg1,pg2"}']
+    assert written == ['{"leader":"pg0","quorum":0,"sync_standby":"pg1,pg2"}']

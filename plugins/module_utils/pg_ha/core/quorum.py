@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .sync import sync_key_value as _key_value
 from .model import Cluster, SyncState
 
 
@@ -165,7 +166,7 @@ def standby_names_value(commit: Commit) -> str:
 
 
 def sync_key_value(leader: str, vote: Vote) -> dict[str, Any]:
-    return {"leader": leader, "sync_standby": ",".join(sorted(vote.voters)) or None, "quorum": vote.quorum}
+    return _key_value(leader, tuple(vote.voters), vote.quorum)
 
 
 def promotion_state(sync: SyncState | None, me: str) -> tuple[Commit, Vote] | None:

@@ -27,6 +27,11 @@ class SyncPlan:
     message: str | None = None
 
 
+def sync_key_value(leader: str, standbys: Sequence[str], quorum: int = 0) -> dict[str, Any]:
+    """The `sync` key as Patroni writes it (quorum 0 outside quorum commit)."""
+    return {"leader": leader, "quorum": quorum, "sync_standby": ",".join(sorted(standbys)) or None}
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

@@ -113,8 +113,7 @@ class LeaderHousekeeping:
         step = sync_mod.plan(cluster, me, state.replication or [], self._executor.sync_names or (),
                              dyn.synchronous_node_count, dyn.synchronous_mode_strict, limit)
         if step.write_key:  # names sorted, as Patroni writes them
-            value = json.dumps({"leader": me, "sync_standby": ",".join(sorted(step.key_standbys)) or None},
-                               separators=(",", ":"))
+            value = json.dumps(sync_mod.sync_key_value(me, step.key_standbys), separators=(",", ":"))
             if not self._dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
                 logger.warning("sync key changed concurrently: synchronous standbys unchanged this cycle")
                 return

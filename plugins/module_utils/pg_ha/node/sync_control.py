@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import quorum
 from ..core.model import Cluster
-from ..core.sync import BLOCK_ALL, standby_names_value
+from ..core.sync import BLOCK_ALL, standby_names_value, sync_key_value
 from ..dcs.base import AbstractDCS
 
 if TYPE_CHECKING:
@@ -63,12 +63,10 @@ class SyncControl:
         if not dyn.synchronous_mode:
             self.set_sync_names(None)
             return True
-        claim: dict[str, Any] = {"leader": self.config.name, "sync_standby": None}
+        claim: dict[str, Any] = sync_key_value(self.config.name, ())
         handover = quorum.promotion_state(cluster.sync, self.config.name) if dyn.synchronous_quorum else None
         if handover is not None:
             claim = quorum.sync_key_value(self.config.name, handover[1])
-        elif dyn.synchronous_quorum:
-            claim["quorum"] = 0
         value = json.dumps(claim, separators=(",", ":"))
         if not self.dcs.set_sync_state_value(value, cluster.sync.version if cluster.sync else None):
             logger.warning("Postponing promotion because synchronous replication state was updated by somebody else")
