@@ -222,6 +222,26 @@ def test_custom_method_argv(tmp_path):
     assert bootstrap.custom_method_argv(Postgresql(s2), "plain", ci)[0] == "plain"
 
 
+def test_without_a_leader_only_the_no_leader_methods_run(tmp_path):
+    """Patroni: with no member to copy from, the replica methods with no_leader (or no_master)
+    run, with an empty connstring; pg_basebackup never."""
+    script = tmp_path / "restore.sh"
+    calls = tmp_path / "calls"
+    script.write_text(f"#!/bin/sh\necho \"$0 $*\" >> {calls}\nexit 1\n")
+    script.chmod(0o755)
+    s = settings(tmp_path, create_replica_methods=("basebackup", "plain", "restore", "legacy"),
+                 replica_method_options={"plain": {"command": str(script)},
+                                         "restore": {"command": str(script), "no_leader": "1"},
+                                         "legacy": {"command": str(script), "no_master": True}})
+    assert bootstrap.methods_without_leader(s) == ("restore", "legacy")
+    assert bootstrap.methods_without_leader(settings(tmp_path)) == ()
+    assert not bootstrap.create_replica(Postgresql(s), None, 30)  # both fail: the script exits 1
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2 and all("--connstring=" in line.split() for line in lines), lines
+    assert not bootstrap.works_without_leader(settings(tmp_path, replica_method_options={
+        "basebackup": {"no_leader": True}}), "basebackup")
+
+
 def test_data_dir_empty_and_remove(tmp_path):
     d = tmp_path / "data"
     assert bootstrap.data_dir_empty(str(d))

@@ -88,6 +88,7 @@ class LocalView:
     replicatefrom: str | None = None     # tag: stream from this member instead of the leader
     stuck_following: bool = False        # not streaming from a leader on a newer timeline for a while
     watchdog_usable: bool = True         # False: watchdog mode is required and it cannot be armed
+    clone_without_leader: bool = False   # a create_replica_method needs no leader (no_leader option)
     bootstrap_backoff: bool = False      # our bootstrap failed a moment ago: let another member try
     incomplete_data_dir: bool = False    # a data dir without global/pg_control (interrupted basebackup)
     after_failsafe_outage: bool = False  # within ttl after an outage survived on the members' consent
@@ -206,9 +207,7 @@ def _upstream(cluster: Cluster, local: LocalView) -> str | None:
 
 def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
     leader = cluster.leader.name if cluster.leader else None
-    if cluster.initialize is None and leader is None:
-        if not policy.can_bootstrap or local.nofailover:
-            return Decision(Action.NOOP, "waiting for leader to bootstrap (I may not bootstrap)")
+    if cluster.initialize is None and leader is None and policy.can_bootstrap and not local.nofailover:
         if not local.watchdog_usable:
             return Decision(Action.NOOP, "waiting for leader to bootstrap (the watchdog is not usable "
                             "and watchdog mode is required)")
@@ -227,6 +226,12 @@ def _no_data(cluster: Cluster, local: LocalView, policy: Policy) -> Decision:
         if clonefrom:  # spare the leader the basebackup
             return Decision(Action.CLONE, f"trying to bootstrap from replica '{clonefrom[0]}'", target=clonefrom[0])
         return Decision(Action.CLONE, f"trying to bootstrap from leader '{leader}'", target=leader)
+    # no leader: a replica method that needs none (no_leader: a restore from backup) may run,
+    # unless a member is bootstrapping the cluster right now (initialize key empty), as Patroni
+    if leader is None and local.clone_without_leader and cluster.initialize != "":
+        return Decision(Action.CLONE, "trying to bootstrap (without leader)")
+    if cluster.initialize is None and leader is None:
+        return Decision(Action.NOOP, "waiting for leader to bootstrap (I may not bootstrap)")
     return Decision(Action.NOOP, "waiting for leader to bootstrap")
 
 

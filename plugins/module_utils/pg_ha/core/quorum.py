@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .sync import sync_key_value as _key_value
 from .model import Cluster, SyncState
+from .sync import sync_key_value as _key_value
 
 
 @dataclass(frozen=True)

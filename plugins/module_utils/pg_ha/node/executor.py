@@ -226,7 +226,7 @@ class Executor(BackgroundWork, SyncControl):
         if cluster.failover is not None:
             self.dcs.set_failover_value("", cluster.failover.version)
 
-    def _clone_then_start(self, cluster: Cluster, source: str | None, conninfo: dict[str, Any]) -> None:
+    def _clone_then_start(self, cluster: Cluster, source: str | None, conninfo: dict[str, Any] | None) -> None:
         """Copy the data directory from `source`, then stream from the leader (a
         replicatefrom tag re-points us on the next cycle)."""
         if self.pg.create_replica(conninfo):
@@ -307,8 +307,9 @@ class Executor(BackgroundWork, SyncControl):
         return self.dcs.initialize(create_new=cluster.initialize is None, sysid=self.pg.sysid() or "")
 
     def _clone(self, decision: Decision, cluster: Cluster, wal_lsn: int) -> bool:
+        """From a member (decision.target), or without one by the no_leader replica methods."""
         conninfo = self.conninfo(cluster, decision.target)
-        if conninfo is None:
+        if conninfo is None and decision.target is not None:
             return False
         return self.run_async("creating replica", lambda: self._clone_then_start(cluster, decision.target, conninfo))
 

@@ -16,6 +16,7 @@ from ..config.settings import Config
 from ..core.ha import LocalView
 from ..core.model import Cluster
 from ..core.status import CycleFacts
+from ..postgresql.bootstrap import methods_without_leader
 from ..postgresql.query import LocalState
 from ..watchdog import Watchdog
 from .executor import Executor
@@ -90,7 +91,8 @@ class Observer:
             stuck_following=self.stuck_following(cluster, state, node.upstream),
             bootstrap_backoff=self._executor.bootstrap_backoff(), incomplete_data_dir=incomplete,
             after_failsafe_outage=after_failsafe_outage,
-            peers=peers, watchdog_usable=self._watchdog.usable())
+            peers=peers, watchdog_usable=self._watchdog.usable(),
+            clone_without_leader=bool(methods_without_leader(config.postgresql)))
         facts = CycleFacts(
             **server_facts(state), busy=busy,
             crashed=not state.running and not busy and not node.stopped_on_purpose and not void

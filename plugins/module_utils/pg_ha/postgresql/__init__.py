@@ -366,8 +366,9 @@ class Postgresql:
             ok = _bootstrap.bootstrap(self, opts)
         return ok and _custom.post_bootstrap(self)
 
-    def create_replica(self, leader_conninfo: Mapping[str, Any]) -> bool:
-        """Run create_replica_methods in order until one succeeds (data dir left empty if none)."""
+    def create_replica(self, leader_conninfo: Mapping[str, Any] | None) -> bool:
+        """Run create_replica_methods in order until one succeeds (data dir left empty if none);
+        without a source only those that work without a leader (no_leader)."""
         if self.is_running():
             logger.error("cannot create a replica: PostgreSQL is running")
             return False

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 
+from ..config.settings import PostgresqlSettings
 from . import config
 from .ctl import run
 
@@ -95,6 +96,17 @@ def remove_data_dir(data_dir: str) -> None:
             _empty_dir(os.path.realpath(link))
     _empty_dir(data_dir)
     os.chmod(data_dir, 0o700)
+
+
+def _remove_dir_itself(data_dir: str) -> None:
+    """As Patroni before a custom replica method: the data directory it emptied is gone too
+    (restore tools that copy a whole tree want no directory there); a mount point stays."""
+    if os.path.ismount(data_dir):
+        return
+    try:
+        os.rmdir(data_dir)
+    except OSError as exc:
+        logger.warning("could not remove the emptied data directory %s: %s", data_dir, exc)
 
 
 # ---------------------------------------------------------------- initdb
@@ -213,7 +225,7 @@ def custom_method_argv(pg: Postgresql, method: str, conninfo: Mapping[str, Any])
     params = {k: v for k, v in opts.items() if k not in METHOD_FLAGS}
     if not opts.get("no_params"):
         params.update(scope=s.scope, role="replica", datadir=s.data_dir,
-                      connstring=config.conninfo_to_str(conninfo))
+                      connstring=config.conninfo_to_str(conninfo) if conninfo else "")
     return shlex.split(cmd) + [f"--{k}={v}" for k, v in params.items()]
 
 
@@ -224,20 +236,44 @@ def _drop_copied_log(pg: Postgresql) -> None:
         os.unlink(log)
 
 
-def create_replica(pg: Postgresql, conninfo: Mapping[str, Any], timeout: float) -> bool:
-    """Try each create_replica_method in turn; an empty data dir is left on total failure."""
+def works_without_leader(settings: PostgresqlSettings, method: str) -> bool:
+    """A replica method that needs no connection to a running member (Patroni: the method's
+    `no_leader` or `no_master` option; pg_basebackup always needs one): a restore from backup."""
+    if method in ("basebackup", "pg_basebackup"):
+        return False
+    opts = settings.replica_method_options.get(method, {})
+    return any(_truthy(opts.get(flag)) for flag in ("no_leader", "no_master"))
+
+
+def methods_without_leader(settings: PostgresqlSettings) -> tuple[str, ...]:
+    return tuple(m for m in settings.create_replica_methods or ("basebackup",) if works_without_leader(settings, m))
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "on", "true", "yes", "y", "t")
+    return bool(value) and not isinstance(value, (list, dict))
+
+
+def create_replica(pg: Postgresql, conninfo: Mapping[str, Any] | None, timeout: float) -> bool:
+    """Try each create_replica_method in turn; an empty data dir is left on total failure.
+    Without a source (``conninfo`` None: no leader) only the methods that work without one."""
     s = pg.settings
     config.write_pgpass(s)
-    methods = s.create_replica_methods or ("basebackup",)
+    methods = (s.create_replica_methods or ("basebackup",)) if conninfo is not None else methods_without_leader(s)
     for method in methods:
+        builtin = method in ("basebackup", "pg_basebackup")
         keep = bool(s.replica_method_options.get(method, {}).get("keep_data"))
         if not keep and not data_dir_empty(s.data_dir):
             remove_data_dir(s.data_dir)
-        os.makedirs(s.data_dir, mode=0o700, exist_ok=True)
-        if method in ("basebackup", "pg_basebackup"):
+            if not builtin:
+                _remove_dir_itself(s.data_dir)
+        if builtin:
+            os.makedirs(s.data_dir, mode=0o700, exist_ok=True)
+        if builtin and conninfo is not None:
             ok = basebackup(pg, conninfo, timeout)
         else:
-            argv = custom_method_argv(pg, method, conninfo)
+            argv = custom_method_argv(pg, method, conninfo or {})
             logger.info("creating replica with method %s: %s", method, argv[0])
             res = run(argv, timeout, pg.ctl.env())
             ok = res.ok
