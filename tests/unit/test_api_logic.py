@@ -107,7 +107,12 @@ def test_deep_merge_sets_nested_and_deletes_nulls() -> None:
     assert merged == {"ttl": 40, "postgresql": {"parameters": {"max_connections": 100, "wal_level": "replica"},
                                                 "use_pg_rewind": True}, "new": {"a": {"b": 1}}}
     assert base["postgresql"]["parameters"]["work_mem"] == "4MB"  # input untouched
-    assert deep_merge({"a": 1}, {"a": {"b": None, "c": 2}}) == {"a": {"c": 2}}
+    # Patroni's patch_config: a mapping where there was none is taken as given, nulls kept
+    assert deep_merge({"a": 1}, {"a": {"b": None, "c": 2}}) == {"a": {"b": None, "c": 2}}
+    assert deep_merge({"ttl": 30}, {"slots": {"s1": None, "s2": {"type": "physical"}}}) == \
+        {"ttl": 30, "slots": {"s1": None, "s2": {"type": "physical"}}}
+    assert deep_merge({"slots": {"s1": None, "s2": {"type": "physical"}}}, {"slots": {"s2": None}}) == \
+        {"slots": {"s1": None}}
 
 
 @pytest.mark.parametrize(("data", "error"), [

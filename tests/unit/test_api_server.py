@@ -556,10 +556,12 @@ def test_allowlist_include_members(allowlist: tuple[str, ...], member_host: str,
         api.server.stop()
 
 
-def test_put_config_drops_nulls_and_refuses_what_etcd_cannot_hold(api: Api) -> None:
-    with_null = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "postgresql": {"use_slots": None}}
+def test_put_config_stores_the_body_as_given_and_refuses_what_etcd_cannot_hold(api: Api) -> None:
+    """As Patroni: PUT writes the body as it is (a null is a default, or a physical slot)."""
+    with_null = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "postgresql": {"use_slots": None},
+                 "slots": {"s1": None}}
     code, _, body = api.call("PUT", "/config", with_null)
-    stored = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "postgresql": {}}
+    stored = with_null
     assert code == 200 and body == stored and api.dcs.value("config") == stored
     code, _, body = api.call("PUT", "/config", {"ttl": 10 ** 31, "loop_wait": 2, "retry_timeout": 5})
     assert code == 400 and "config.ttl: must be <= 1000000000" in str(body)

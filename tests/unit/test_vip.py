@@ -246,6 +246,9 @@ class FakePg:
         self.running = running
         self.in_recovery = in_recovery
 
+    def update_settings(self, settings: Any) -> str:
+        return "unchanged"
+
     def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
         self.rec.calls.append(f"stop:{mode}")
         self.running = False

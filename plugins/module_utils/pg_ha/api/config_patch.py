@@ -1,11 +1,13 @@
 # Copyright: elephant.ha developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PATCH/PUT /config helpers: deep merge (null deletes) and validation of the result."""
+"""PATCH/PUT /config helpers: Patroni's merge (config/parse.py patch_config) and validation of
+the result."""
 from __future__ import annotations
 
 from typing import Any
 
-from ..config.load import ConfigError, dynamic_from, merge_dicts
+from ..config.load import ConfigError, dynamic_from
+from ..config.parse import patch_config
 
 # key -> smallest allowed value (None: any integer). ttl, loop_wait and retry_timeout are
 # adjusted as Patroni does (config/parse.py adjust_timing, through dynamic_from), not refused.
@@ -21,7 +23,7 @@ BOOL_KEYS = ("pause", "check_timeline", "failsafe_mode")
 DICT_KEYS = ("postgresql", "standby_cluster", "slots")
 
 
-deep_merge = merge_dicts  # PATCH /config: null deletes, as in the local config layers
+deep_merge = patch_config  # PATCH /config as Patroni: null deletes, a new mapping is taken as given
 
 
 def _is_int(value: Any) -> bool:

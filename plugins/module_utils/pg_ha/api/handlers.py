@@ -120,7 +120,7 @@ def patch_config(backend: ApiBackend, request: Request) -> Response:
 
 
 def put_config(backend: ApiBackend, request: Request) -> Response:
-    data = deep_merge({}, json_object(request.body, required=True))  # null means absent, as in PATCH
+    data = json_object(request.body, required=True)  # as given, as Patroni writes it
     cluster = backend.dcs.get_cluster()
     current = cluster.config
     if current is None or current.data != data:

@@ -3,6 +3,7 @@
 """The small validators every config section uses: one clear line naming the key."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 
@@ -126,3 +127,19 @@ def split_host_port(value: str, default_port: int, key: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ConfigError(f"{key}: port out of range in {value!r}")
     return host, port
+
+
+def patch_config(config: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: Patroni's patch_config (PATCH /config, edit-config --apply). Neither argument
+    is modified. A null removes the key; a mapping merges into a mapping that is there and
+    otherwise replaces the value as given, nulls inside kept (`{"slots": {"s": null}}` on a
+    config without slots is a physical slot `s`, as in Patroni); anything else replaces."""
+    result = copy.deepcopy(config)
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        elif isinstance(value, dict) and isinstance(result.get(name), dict):
+            result[name] = patch_config(result[name], value)
+        else:
+            result[name] = copy.deepcopy(value)
+    return result

@@ -20,7 +20,8 @@ import tempfile
 from argparse import Namespace
 from typing import Any
 
-from ..config.load import ConfigError, dynamic_from, merge_dicts
+from ..config.load import ConfigError, dynamic_from
+from ..config.parse import patch_config
 from ..dcs import DCSError
 from .context import Ctx
 from .errors import CtlError, UsageError
@@ -174,7 +175,7 @@ def run_edit(ctx: Ctx, args: Namespace) -> int:
     if args.replace_file:
         changed = read_yaml_source(args.replace_file)
     if args.apply_file:
-        changed = merge_dicts(current if changed is None else changed, read_yaml_source(args.apply_file))
+        changed = patch_config(current if changed is None else changed, read_yaml_source(args.apply_file))
     pairs = list(args.kvpairs) + [f"postgresql.parameters.{p.lstrip()}" for p in args.pgkvpairs]
     if pairs:
         changed = apply_pairs(current if changed is None else changed, pairs)

@@ -63,7 +63,9 @@ class Daemon:
         self._last_cycle = time.monotonic()
         self._config_version: int | None = None
         self._reload_requested = False
-        self._pg_settings_dirty = False
+        # the first cycle hands the settings to PostgreSQL: they may come from the cached
+        # dynamic config, not from the file the instance was made with
+        self._pg_settings_dirty = True
         self._cycle_state: LocalState | None = None  # PostgreSQL's state read by this cycle's gather
         self._dcs_last_seen = 0
         self.failsafe = FailsafeKeeper(config.name)
