@@ -250,3 +250,24 @@ def test_calls_carry_the_rest_api_credentials() -> None:
         assert FailsafeKeeper("pg0").ask({"pg1": url(server)}, body, authed) == {"pg1": True}
     finally:
         server.stop()
+
+
+def test_the_slot_positions_of_a_primarys_call_stand_in_for_the_status_key() -> None:
+    """Patroni's Failsafe.update_cluster: while the DCS is down a replica advances its copies
+    of the permanent slots to the positions the primary sent with POST /failsafe."""
+    from pg_ha.core.failsafe import parse_call, with_failsafe_slots
+    from pg_ha.core.model import Cluster, Leader, Member
+    body = {"name": "pg0", "conn_url": "postgres://h:1/postgres", "api_url": "http://h:8008/patroni",
+            "slots": {"logical_1": 500, "pg_2": 700, "junk": "x", "flag": True}}
+    caller = parse_call(body, received_at=100.0)
+    assert not isinstance(caller, str) and caller.slots == {"logical_1": 500, "pg_2": 700}
+    known = Cluster(initialize="1", leader=Leader("pg0", 1), status={"optime": 10, "slots": {"logical_1": 100}},
+                    members=(Member("pg1", 1, {}), Member("pg-2", 1, {"tags": {"replicatefrom": "pg1"},
+                                                                        "xlog_location": 1})))
+    view = with_failsafe_slots(known, caller, now=105.0, ttl=20)
+    assert view is not None and view.status == {"optime": 10, "slots": {"logical_1": 500, "pg_2": 700}}
+    assert view.get_member("pg-2").data["xlog_location"] == 700  # a cascading member: its slot position
+    assert known.status == {"optime": 10, "slots": {"logical_1": 100}}  # the input is untouched
+    assert with_failsafe_slots(known, caller, now=121.0, ttl=20) is None  # the call is too old
+    no_slots = parse_call({"name": "pg0"}, received_at=100.0)
+    assert with_failsafe_slots(known, no_slots, now=101.0, ttl=20) is None  # type: ignore[arg-type]

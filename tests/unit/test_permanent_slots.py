@@ -362,3 +362,15 @@ def test_no_logical_slot_where_the_wal_does_not_stream_from_the_primary(me, tags
     config = replace(_config({"slots": {"cdc": {"type": "logical", "database": "db", "plugin": "test_decoding"}}},
                              tags), name=me)
     assert ("cdc" in wanted_here(config, _cluster(members))) is logical
+
+
+def test_leader_remakes_the_idle_slot_of_a_cascading_member_that_holds_an_xmin() -> None:
+    """Patroni: a slot not expected to be active here with an xmin (the member streamed here
+    with hot_standby_feedback before moving to its upstream) would hold back vacuum forever."""
+    cluster = _cluster(MEMBERS, status=STATUS)
+    local = {"pg_3": LocalSlot("pg_3", "physical", lsn=100, xmin=7), "pg_1": LocalSlot("pg_1", "physical", lsn=100,
+                                                                                     xmin=7)}
+    assert rules.leader_stale_xmin_slots({}, cluster, "pg-0", local, {"pg_1", "pg_3"}) == ["pg_3"]
+    assert rules.leader_physical_advance({}, cluster, "pg-0", local, {"pg_1", "pg_3"}) == {}
+    active = {**local, "pg_3": LocalSlot("pg_3", "physical", lsn=100, xmin=7, active=True)}
+    assert rules.leader_stale_xmin_slots({}, cluster, "pg-0", active, {"pg_1", "pg_3"}) == []

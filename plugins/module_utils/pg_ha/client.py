@@ -110,6 +110,12 @@ class PgHaClient:
 
     def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
         """Send one request; (status, decoded body). Raises PgHaClientError without an answer."""
+        code, decoded, _ = self.request_with_headers(method, path, body, timeout)
+        return code, decoded
+
+    def request_with_headers(self, method: str, path: str, body: Any = None,
+                             timeout: float | None = None) -> tuple[int, Any, dict[str, str]]:
+        """As request, with the answer's headers (lower-case names)."""
         wait = self.timeout if timeout is None else timeout
         url = f"{self.base_url}{path}"
         payload: bytes | None = None
@@ -120,7 +126,8 @@ class PgHaClient:
             conn.request(method.upper(), self.prefix + path, body=payload, headers=self._headers(body is not None))
             response = conn.getresponse()
             raw = response.read()
-            return response.status, self._decode(raw, response.getheader("Content-Type") or "")
+            headers = {k.lower(): v for k, v in response.getheaders()}
+            return response.status, self._decode(raw, response.getheader("Content-Type") or ""), headers
         except TimeoutError:
             raise PgHaClientError(f"{method.upper()} {url} timed out after {wait:g}s") from None
         except ssl.SSLError as exc:

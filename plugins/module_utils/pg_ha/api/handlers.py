@@ -85,8 +85,18 @@ def get_failsafe(backend: ApiBackend, request: Request) -> Response:
 
 
 def post_failsafe(backend: ApiBackend, request: Request) -> Response:
+    """As Patroni, an accepting member names its received/replayed position in the `lsn`
+    header: the primary advances the slots of members that cascade from others with it."""
     code, text = backend.failsafe_call(request.body)
-    return Response(code, text)
+    lsn = _last_lsn(backend.status()) if code == 200 else None
+    return Response(code, text, headers={"lsn": str(lsn)} if lsn is not None else {})
+
+
+def _last_lsn(status: dict[str, Any]) -> int | None:
+    xlog = status.get("xlog") or {}
+    found = [v for k in ("received_location", "replayed_location", "location")
+             if isinstance(v := xlog.get(k), int) and not isinstance(v, bool)]
+    return max(found) if found else None
 
 
 def get_metrics(backend: ApiBackend, request: Request) -> Response:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .ha import Action, Decision
 from .model import Cluster, Leader, Member
+from .slots import slot_name
 
 ACCEPTED = "Accepted"  # the body of a 200 answer to POST /failsafe (as Patroni)
 CONTINUE = "continue to run as a leader because failsafe mode is enabled and all members are accessible"
@@ -111,6 +112,7 @@ class FailsafeLeader:
     conn_url: str | None
     received_at: float
     lsn: int | None = None
+    slots: dict[str, int] | None = None  # the primary's slot positions (Patroni sends them)
 
 
 def parse_call(body: Any, received_at: float) -> FailsafeLeader | str:
@@ -118,9 +120,26 @@ def parse_call(body: Any, received_at: float) -> FailsafeLeader | str:
     if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
         return "request body must be a JSON object with the caller's name"
     lsn = body.get("lsn")
+    raw = body.get("slots")
+    slots = {str(k): v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)} \
+        if isinstance(raw, dict) else None
     return FailsafeLeader(name=body["name"], api_url=_opt_str(body.get("api_url")),
                           conn_url=_opt_str(body.get("conn_url")), received_at=received_at,
-                          lsn=lsn if isinstance(lsn, int) and not isinstance(lsn, bool) else None)
+                          lsn=lsn if isinstance(lsn, int) and not isinstance(lsn, bool) else None, slots=slots)
+
+
+def with_failsafe_slots(cluster: Cluster, leader: FailsafeLeader | None, now: float, ttl: float) -> Cluster | None:
+    """The last cluster read, with the slot positions a primary sent through POST /failsafe
+    less than ttl ago as its status key (Patroni's Failsafe.update_cluster): a replica keeps
+    advancing its copies of the permanent slots while the DCS is down. None: no fresh call."""
+    current = fresh(leader, now, ttl)
+    if current is None or current.slots is None:
+        return None
+    status = {**(cluster.status or {}), "slots": dict(current.slots)}
+    members = tuple(replace(m, data={**m.data, "xlog_location": current.slots[slot_name(m.name)]})
+                    if m.tags.get("replicatefrom") and slot_name(m.name) in current.slots else m
+                    for m in cluster.members)
+    return replace(cluster, status=status, members=members)
 
 
 def _opt_str(value: Any) -> str | None:

@@ -250,23 +250,34 @@ class ReplicaPlan:
     drop: tuple[str, ...] = ()
 
 
-def leader_physical_advance(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str,
-                            local: Mapping[str, LocalSlot], member_slots: Iterable[str] = ()) -> dict[str, int]:
-    """On the primary (Patroni's _ensure_physical_slots): the slot of a member that
-    cascades from another member (its member slot, or a permanent physical slot named after
-    it) is not expected to be active here; while it is idle without xmin it follows that
-    member's position."""
+def _cascading_slots(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str, local: Mapping[str, LocalSlot],
+                     member_slots: Iterable[str]) -> dict[str, tuple[LocalSlot, int]]:
+    """The physical slots here of members that cascade from another member (their member
+    slot, or a permanent physical slot named after them): not expected to be active here.
+    name -> (the slot, the member's position)."""
     cascading = {slot_name(m.name): m.lsn or 0 for m in cluster.members
                  if m.tags.get("replicatefrom") and m.name != me}
     physical = {n for n, spec in wanted.items() if not spec.logical} | set(member_slots)
-    out: dict[str, int] = {}
-    for name in sorted(physical):
-        slot = local.get(name)
-        if name not in cascading or slot is None or slot.type != "physical":
-            continue
-        if not slot.active and not slot.xmin and slot.lsn and cascading[name] > slot.lsn:
-            out[name] = cascading[name]
-    return out
+    return {n: (slot, cascading[n]) for n in sorted(physical)
+            if n in cascading and (slot := local.get(n)) is not None and slot.type == "physical"}
+
+
+def leader_physical_advance(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str,
+                            local: Mapping[str, LocalSlot], member_slots: Iterable[str] = ()) -> dict[str, int]:
+    """On the primary (Patroni's _ensure_physical_slots): while the slot of a cascading
+    member is idle without xmin it follows that member's position."""
+    return {n: lsn for n, (slot, lsn) in _cascading_slots(wanted, cluster, me, local, member_slots).items()
+            if not slot.active and not slot.xmin and slot.lsn and lsn > slot.lsn}
+
+
+def leader_stale_xmin_slots(wanted: Mapping[str, SlotSpec], cluster: Cluster, me: str,
+                            local: Mapping[str, LocalSlot], member_slots: Iterable[str] = ()) -> list[str]:
+    """Idle slots of cascading members that hold an xmin (the member streamed here with
+    hot_standby_feedback before it moved to its upstream): nothing will move that xmin, which
+    holds back vacuum, and the slot cannot follow the member. Patroni drops them; they are
+    created again at once, reserving WAL from now."""
+    return [n for n, (slot, _) in _cascading_slots(wanted, cluster, me, local, member_slots).items()
+            if not slot.active and slot.xmin]
 
 
 def replica_plan(wanted: Mapping[str, SlotSpec], local: Mapping[str, LocalSlot], published: Mapping[str, int],

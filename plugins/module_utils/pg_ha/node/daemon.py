@@ -72,7 +72,7 @@ class Daemon:
         self.observer = Observer(pg, self.executor, self.watchdog)
         self.housekeeping = LeaderHousekeeping(dcs, pg, self.executor, self.failsafe)
         self.replica_slots = ReplicaSlots(pg, self.executor)
-        self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe)
+        self.outage = OutagePath(pg, self.executor, self.watchdog, self.failsafe, self.replica_slots)
         self.restarts = Restarts(pg, self.executor, self.status, self.wakeup)
         self._warn_lease_timing(config)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
@@ -34,6 +34,7 @@ class FailsafeKeeper:
         self._active_since: float | None = None  # primary side: running on the members' consent
         self._back_at: float | None = None  # primary side: when the DCS answered again after that
         self.topology: dict[str, Any] | None = None  # the failsafe key as last read or written by us
+        self.member_lsns: dict[str, int] = {}  # primary side: positions the members answered with
 
     # -- primary side ----------------------------------------------------------------
     def seen(self, cluster: Cluster) -> None:
@@ -49,12 +50,18 @@ class FailsafeKeeper:
             self.topology = wanted
             logger.info("failsafe topology written: %s", ", ".join(sorted(wanted)))
 
-    def decide(self, view: rules.OutageView, config: Config, conn_url: str, wal_lsn: int) -> rules.OutageDecision:
-        """Ask the members when the rules say so, then decide the outage cycle."""
+    def decide(self, view: rules.OutageView, config: Config, conn_url: str, wal_lsn: int,
+               slots: Callable[[], dict[str, int] | None] = lambda: None) -> rules.OutageDecision:
+        """Ask the members when the rules say so, then decide the outage cycle. `slots`: the
+        positions of our replication slots, sent along as Patroni does so that the replicas
+        keep advancing their copies."""
         others = rules.members_to_ask(view)
         if others:
-            body = {"name": config.name, "conn_url": conn_url, "api_url": config.restapi.api_url,
-                    "lsn": wal_lsn}
+            body: dict[str, Any] = {"name": config.name, "conn_url": conn_url, "api_url": config.restapi.api_url,
+                                    "lsn": wal_lsn}
+            positions = slots()
+            if positions is not None:
+                body["slots"] = positions
             view = replace(view, answers=self.ask(others, body, config))
         decision = rules.decide_without_dcs(view)
         with self._lock:
@@ -65,16 +72,23 @@ class FailsafeKeeper:
         return decision
 
     def ask(self, members: Mapping[str, str], body: dict[str, Any], config: Config) -> dict[str, bool]:
-        """POST /failsafe to every member in parallel; name -> accepted."""
+        """POST /failsafe to every member in parallel; name -> accepted. When all accept, the
+        positions they answered with are kept (member_lsns)."""
         futures = {_pool.submit(self._call, name, url, body, config): name for name, url in members.items()}
         done, _ = wait(futures, timeout=CALL_TIMEOUT + 1.0)
         answers = dict.fromkeys(members, False)
+        lsns: dict[str, int] = {}
         for future in done:
-            answers[futures[future]] = future.result()
+            accepted, lsn = future.result()
+            answers[futures[future]] = accepted
+            if lsn is not None:
+                lsns[futures[future]] = lsn
+        if all(answers.values()):
+            self.member_lsns = lsns
         return answers
 
     @staticmethod
-    def _call(name: str, api_url: str, body: dict[str, Any], config: Config) -> bool:
+    def _call(name: str, api_url: str, body: dict[str, Any], config: Config) -> tuple[bool, int | None]:
         from ..client import PgHaClient, PgHaClientError, base_url_from_api_url  # only in a DCS outage: lean idle
 
         api = config.restapi  # members share the REST API credentials (and certificates), as in Patroni
@@ -82,12 +96,13 @@ class FailsafeKeeper:
         try:
             client = PgHaClient(base_url_from_api_url(api_url), api.username, api.password,
                                 cafile=api.cafile, certfile=cert[0], keyfile=cert[1], timeout=CALL_TIMEOUT)
-            code, answer = client.request("POST", "/failsafe", body, timeout=CALL_TIMEOUT)
+            code, answer, headers = client.request_with_headers("POST", "/failsafe", body, timeout=CALL_TIMEOUT)
         except PgHaClientError as exc:
             logger.warning("failsafe: POST /failsafe to %s failed: %s", name, exc)
-            return False
+            return False, None
         logger.info("failsafe: %s answered %s %s", name, code, str(answer).strip())
-        return code == 200 and str(answer).strip() == rules.ACCEPTED
+        lsn = headers.get("lsn", "")
+        return code == 200 and str(answer).strip() == rules.ACCEPTED, int(lsn) if lsn.isdigit() else None
 
     def dcs_is_back(self) -> None:
         with self._lock:
@@ -118,6 +133,12 @@ class FailsafeKeeper:
         with self._lock:
             leader = self._leader
         return rules.with_failsafe_leader(cluster, leader, self.name, failsafe_mode, time.monotonic(), ttl)
+
+    def cluster_with_slots(self, cluster: Cluster | None, ttl: float) -> Cluster | None:
+        """The last cluster read, with the slot positions of a primary's fresh call (or None)."""
+        with self._lock:
+            leader = self._leader
+        return rules.with_failsafe_slots(cluster, leader, time.monotonic(), ttl) if cluster is not None else None
 
     def is_active(self, ttl: float) -> bool:
         """failsafe_mode_is_active of GET /patroni: on the primary while it runs on the

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..config.settings import Config
+from ..core import slots as slot_rules
 from ..core.failsafe import OutageView
 from ..core.ha import Action, Decision
 from ..core.model import Cluster
@@ -20,6 +22,7 @@ from ..watchdog import Watchdog
 from . import lease_effects
 from .executor import Executor
 from .failsafe_keeper import FailsafeKeeper
+from .permanent_slots import ReplicaSlots, advance_cascading_slots, to_local, wanted_here
 
 logger = logging.getLogger("pg_ha")
 
@@ -27,11 +30,49 @@ logger = logging.getLogger("pg_ha")
 class OutagePath:
     """One per daemon; :meth:`handle` runs one cycle without the DCS."""
 
-    def __init__(self, pg: Any, executor: Executor, watchdog: Watchdog, failsafe: FailsafeKeeper) -> None:
+    def __init__(self, pg: Any, executor: Executor, watchdog: Watchdog, failsafe: FailsafeKeeper,
+                 replica_slots: ReplicaSlots | None = None) -> None:
         self._pg = pg
         self._executor = executor
         self._watchdog = watchdog
         self._failsafe = failsafe
+        self._slots = replica_slots
+
+    def _slot_positions(self) -> dict[str, int] | None:
+        """{slot: position} of every slot here (Patroni's slots()), None when unreadable."""
+        try:
+            return {n: s.lsn for n, s in to_local(self._pg.local_slots()).items() if s.lsn}
+        except Exception as exc:  # noqa: BLE001 - the call goes out without positions
+            logger.warning("failsafe: could not read the replication slots: %s", exc)
+            return None
+
+    def _advance_cascading_slots(self, config: Config, known: Cluster) -> None:
+        """A primary running on the members' consent: the idle slots of members that cascade
+        from others follow the positions those members answered with (Patroni), so pg_wal does
+        not grow while the DCS is down."""
+        lsns = self._failsafe.member_lsns
+        members = tuple(replace(m, data={**m.data, "xlog_location": lsns[m.name]})
+                        if m.tags.get("replicatefrom") and m.name in lsns else m for m in known.members)
+        cluster = replace(known, members=members)
+        try:
+            local = to_local(self._pg.local_slots())
+        except Exception as exc:  # noqa: BLE001 - retried next cycle
+            logger.warning("failsafe: could not read the replication slots: %s", exc)
+            return
+        names = {self._pg.slot_name_for(n) for n in
+                 slot_rules.leader_member_names(cluster, config.name,
+                                                member_slots_ttl=config.dynamic.member_slots_ttl)}
+        advance_cascading_slots(self._pg, wanted_here(config, cluster), cluster, config.name, local, names)
+
+    def _replica_slots(self, config: Config, known: Cluster | None, state: Any) -> None:
+        """A running replica that a primary keeps calling (failsafe_mode): advance the copies of
+        the permanent slots to the positions it sent, as if they came from the status key; no
+        copy from the primary while the DCS is down (Patroni)."""
+        if self._slots is None or not config.dynamic.failsafe_mode or not state.running or not state.in_recovery:
+            return
+        cluster = self._failsafe.cluster_with_slots(known, config.dynamic.ttl)
+        if cluster is not None:
+            self._slots.run(config, cluster, state.replay_lsn, copy=False)
 
     def handle(self, exc: DCSError, config: Config, known: Cluster | None, dcs_last_seen: int) -> dict[str, Any]:
         """`known` is the last cluster read; returns the GET /patroni body to publish."""
@@ -43,7 +84,8 @@ class OutagePath:
                           in_recovery=state.in_recovery, busy=executor.busy,
                           known_topology=self._failsafe.topology)
         asked_at = time.monotonic()
-        decision = self._failsafe.decide(view, config, config.postgresql.conn_url, state.wal_lsn or 0)
+        decision = self._failsafe.decide(view, config, config.postgresql.conn_url, state.wal_lsn or 0,
+                                         self._slot_positions if config.postgresql.use_slots else lambda: None)
         if decision.consented:  # the members' consent moves the lease deadline (core/lease.py)
             executor.lease_consented(asked_at)
         logger.info("%s", decision.message)
@@ -56,6 +98,9 @@ class OutagePath:
                            timeline=state.timeline, dcs_last_seen=dcs_last_seen,
                            server_version=state.server_version, busy=executor.busy)
         status = patroni_status(config, facts)
+        self._replica_slots(config, known, state)
+        if decision.consented and known is not None and config.postgresql.use_slots:
+            self._advance_cascading_slots(config, known)
         if self._failsafe.is_active(config.dynamic.ttl):
             status["failsafe_mode_is_active"] = True
         return status

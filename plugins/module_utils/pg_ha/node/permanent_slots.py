@@ -63,8 +63,7 @@ def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Map
     """Advance the idle slots of cascading members (member slots and permanent physical
     ones); drop unknown or mismatching logical slots, create the missing permanent ones."""
     wanted = wanted_here(config)
-    for name, lsn in rules.leader_physical_advance(wanted, cluster, config.name, local, member_slots).items():
-        pg.advance_physical_slot(name, lsn)
+    advance_cascading_slots(pg, wanted, cluster, config.name, local, member_slots)
     # a standby cluster has no logical slots (Patroni): `wanted` holds none there, so a logical
     # slot the data directory brought along (a former member of the source cluster) is dropped
     plan = rules.primary_plan(wanted, local, config.dynamic.ignore_slots, cluster.paused)
@@ -73,6 +72,19 @@ def leader_permanent_slots(pg: Any, config: Config, cluster: Cluster, local: Map
         pg.drop_slot(name)
     if plan.create_logical:
         pg.ensure_logical_slots({s.name: (str(s.database), str(s.plugin)) for s in plan.create_logical})
+
+
+def advance_cascading_slots(pg: Any, wanted: Mapping[str, rules.SlotSpec], cluster: Cluster, me: str,
+                            local: Mapping[str, rules.LocalSlot], member_slots: Iterable[str]) -> None:
+    """The primary's slots of cascading members: made again when they hold an xmin (reserving
+    WAL from now), otherwise advanced to the member's position."""
+    for name in rules.leader_stale_xmin_slots(wanted, cluster, me, local, member_slots):
+        logger.warning("dropping physical replication slot %s: a member that streams from another "
+                       "member does not use it, and its xmin holds back vacuum", name)
+        if pg.drop_slot(name):
+            pg.create_physical_slot(name)
+    for name, lsn in rules.leader_physical_advance(wanted, cluster, me, local, member_slots).items():
+        pg.advance_physical_slot(name, lsn)
 
 
 def publish_status(dcs: AbstractDCS, config: Config, cluster: Cluster, local: Mapping[str, rules.LocalSlot],
@@ -146,8 +158,9 @@ class ReplicaSlots:
         self.pending: dict[str, int | None] = {}  # copies not yet known safe: primary's catalog_xmin
         self._announced: set[str] = set()  # physical slots said once to be advanced
 
-    def run(self, config: Config, cluster: Cluster, replay_lsn: int | None) -> None:
-        """One cycle on a running replica that follows the leader of this cluster."""
+    def run(self, config: Config, cluster: Cluster, replay_lsn: int | None, copy: bool = True) -> None:
+        """One cycle on a running replica that follows the leader of this cluster; without
+        `copy` (a DCS outage) missing logical slots are not copied from the primary."""
         leader = cluster.leader_member
         if not config.postgresql.use_slots or leader is None or leader.name == config.name or self._executor.busy:
             return  # (in a standby cluster wanted_here holds physical slots only: nothing is copied)
@@ -176,7 +189,7 @@ class ReplicaSlots:
                 logger.info("replication slot %s on this replica: advanced with the cluster from now on, "
                             "so it pins no WAL for nothing", name)
         recopy = self.advancer.schedule(plan.advance)
-        if any(s.logical for s in wanted.values()) and leader.conn_url:
+        if copy and any(s.logical for s in wanted.values()) and leader.conn_url:
             self._check_ready(config, cluster, leader.conn_url, local)
             copy = sorted(set(plan.copy) | recopy)
             if copy:
