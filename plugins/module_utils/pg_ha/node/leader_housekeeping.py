@@ -58,6 +58,9 @@ class LeaderHousekeeping:
             member_slots: set[str] = set()
             if config.postgresql.use_slots:
                 member_slots = self._sync_slots(config, cluster, local)
+                if local is not None and not member_slots <= set(local):
+                    # a slot made this cycle is in the status key at once, with its position
+                    local = self._local_slots() or local
             state = state_after()
             permanent_slots.publish_status(self._dcs, config, cluster, local or {}, member_slots, state.wal_lsn)
             update_history(self._dcs, config, cluster, state)
