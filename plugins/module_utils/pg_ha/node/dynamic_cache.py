@@ -47,19 +47,26 @@ class DynamicCache:
     def __init__(self, data_dir: str, initial: dict[str, Any] | None = None) -> None:
         self.data_dir = data_dir
         self._written: str | None = _text(initial) if initial is not None else None
+        self._settled: dict[str, Any] | None = None  # the config object last found in the file
 
     def save(self, data: dict[str, Any]) -> bool:
         """True when the file was written. Only into a data directory that holds a cluster
-        (PG_VERSION): never into one that is being created or cloned."""
+        (PG_VERSION): never into one that is being created or cloned. Called every cycle:
+        the same config object costs nothing once it is in the file."""
+        if data is self._settled:
+            return False
         text = _text(data)
-        if text == self._written or not os.path.exists(os.path.join(self.data_dir, "PG_VERSION")):
+        if text == self._written:
+            self._settled = data
+            return False
+        if not os.path.exists(os.path.join(self.data_dir, "PG_VERSION")):
             return False
         try:
             write_file(path(self.data_dir), text, _file_mode(self.data_dir))
         except OSError as exc:
             logger.warning("could not write %s: %s", path(self.data_dir), exc)
             return False
-        self._written = text
+        self._written, self._settled = text, data
         return True
 
 
