@@ -111,3 +111,15 @@ def test_get_patroni_falls_back_to_the_published_view() -> None:
     assert LiveStatus(pg).fresh(CONFIG, status, facts, None) is status
     dead = LiveStatus(Pg(alive=False)).fresh(CONFIG, status, facts, None)
     assert dead["state"] == "unknown"
+
+
+def test_a_step_begun_since_the_cycle_published_is_the_state_at_once() -> None:
+    """POST /reinitialize between two cycles: the published "running" of before must not
+    reach `reinit --wait`, which would call the re-clone complete before it began."""
+    status, facts = published(running=True, in_recovery=True, timeline=1, wal_lsn=10)
+    stopped = LiveStatus(Pg(alive=False)).view(CONFIG, status, facts, "creating replica")
+    assert stopped["state"] == "creating replica"
+    starting = Pg(alive=True, probe=LocalState(running=True, error="the database system is starting up"))
+    assert LiveStatus(starting).fresh(CONFIG, status, facts, "creating replica")["state"] == "creating replica"
+    assert LiveStatus(Pg(alive=True, probe=REPLICA_UP)).fresh(CONFIG, status, facts,
+                                                             "creating replica")["state"] == "creating replica"

@@ -32,6 +32,11 @@ class LiveStatus:
         self._probing = False
 
     def view(self, config: Config, published: dict[str, Any], facts: CycleFacts, busy: str | None) -> dict[str, Any]:
+        if busy and published.get("state") != busy:
+            # a step began since the cycle published (POST /reinitialize, a restart): the
+            # step is the state at once, as Patroni sets it before the step's first action;
+            # a "running" of before must not tell `reinit --wait` that the re-clone is over
+            published = {**published, "state": busy}
         alive = self._pg.is_running()
         if published.get("state") == RUNNING:
             if self._probing:
