@@ -6,6 +6,8 @@
 #   tests/peer.sh all             every feature (about 25 minutes)
 #   tests/peer.sh FEATURE...      the named features
 # env: PEER_SUITE (the runner's directory; default ../shared/peer), DCS=etcd3|etcd|zookeeper.
+# DCS=zookeeper: when nothing answers on localhost:2181, a standalone ZooKeeper (Debian's jars,
+# tests/harness/zookeeper.py) is started there for the run and stopped by its PID at the end.
 # The runner copies the features into its work directory; it is given a writable copy of the
 # suite, as the shared one is read-only. Prints the runner's lines and "peer suite: P passed,
 # F failed"; exits non-zero when a scenario fails.
@@ -22,7 +24,29 @@ fi
 slice=(recovery nostream_node cascading_replication standby_cluster watchdog)
 if [ "${1:-}" = all ]; then features=(); elif [ $# -gt 0 ]; then features=("$@"); else features=("${slice[@]}"); fi
 copy=$(mktemp -d /var/tmp/elephant-ha-peer-suite.XXXXXX)
-trap 'rm -rf "$copy"' EXIT
+zk_pid=""
+zk_dir=""
+finish() {
+  if [ -n "$zk_pid" ]; then
+    kill "$zk_pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$zk_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$zk_pid" 2>/dev/null || true
+  fi
+  rm -rf "$copy" ${zk_dir:+"$zk_dir"}
+}
+trap finish EXIT
+if [ "${DCS:-etcd3}" = zookeeper ] && ! (exec 3<>/dev/tcp/127.0.0.1/2181) 2>/dev/null; then
+  zk_dir=$(mktemp -d /var/tmp/elephant-ha-peer-zk.XXXXXX)
+  zk_pid=$(.venv/bin/python -c '
+import sys
+from pathlib import Path
+from tests.harness.zookeeper import ZooKeeperServer
+zk = ZooKeeperServer("peer", Path(sys.argv[1]))
+zk.client_port = 2181
+zk.start()
+print(zk.proc.pid)' "$zk_dir") || { echo "peer suite: ZooKeeper did not start on localhost:2181 (log: $zk_dir/zookeeper.log)"; exit 1; }
+  echo "ZooKeeper on localhost:2181 (pid $zk_pid)"
+fi
 cp -r "$suite/." "$copy/"
 chmod -R u+w "$copy"
 bash "$copy/run.sh" "${features[@]}"

@@ -658,3 +658,39 @@ def test_zookeeper_auth_data(kind: str, scope: str, make: Make, zk_server: ZooKe
             make("c", retry_timeout=2, **creds).get_cluster()
         assert time.monotonic() - started < 3.5
     assert a.delete_cluster()
+
+
+@pytest.mark.parametrize("kind", ["zookeeper"])
+def test_zookeeper_tls_and_set_acls(kind: str, scope: str, make: Make) -> None:
+    """use_ssl with a client certificate (the server requires one) and set_acls as Patroni
+    gives them (x509 principal -> permissions): the znodes pg_ha creates are the principal's
+    alone; a client with another certificate is refused them, one without a certificate is
+    refused the connection, each with a DCSError within the retry timeout."""
+    with ZooKeeperServer(name="tls", tls=True) as server:
+        cert, key = server.client_cert("pg_ha")
+        tls: dict[str, Any] = {"use_ssl": True, "cacert": server.cacert, "cert": cert, "key": key,
+                               "set_acls": (("CN=pg_ha", ("ALL",)),)}
+        a, b = make("a", server=server, **tls), make("b", server=server, **tls)
+        assert a.touch_member({}) and a.attempt_to_acquire_leader()
+        leader = b.get_cluster().leader
+        assert leader is not None and leader.name == "a"
+        admin = server.client()
+        try:
+            for path in (f"{NS}/{scope}", f"{NS}/{scope}/leader", f"{NS}/{scope}/members/a"):
+                acl = admin.get_acls(path)[0]
+                assert [(x.id.scheme, x.id.id, x.acl_list) for x in acl] == [("x509", "CN=pg_ha", ["ALL"])], path
+        finally:
+            admin.stop()
+            admin.close()
+        started = time.monotonic()
+        in_background(lambda: a.delete_leader(leader))
+        assert b.watch(10) and time.monotonic() - started < 1.0
+        other_cert, other_key = server.client_cert("other")
+        refused = ({**tls, "cert": other_cert, "key": other_key},
+                   {"use_ssl": True, "cacert": server.cacert})
+        for creds in refused:
+            started = time.monotonic()
+            with pytest.raises(DCSError):
+                make("c", server=server, retry_timeout=2, **creds).get_cluster()
+            assert time.monotonic() - started < 3.5
+        assert a.delete_cluster()
