@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(postgresql-15 etcd-server etcd-client zookeeper libslf4j-java haproxy zsh iptables python3-venv python3-psycopg2 python3-yaml
+pkgs=(postgresql-15 etcd-server etcd-client zookeeper libslf4j-java haproxy zsh iptables sudo python3-venv python3-psycopg2 python3-yaml
       python3-etcd python3-kazoo)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
