@@ -18,6 +18,7 @@ api_get = shared.api_get
 pg_ha_config = shared.pg_ha_config
 psql = shared.psql
 wait_for = shared.wait_for
+wait_primary_port = shared.wait_primary_port
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,18 @@ def nodes(host):
     return {name: host.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in HOSTS}
 
 
+ZK_PORT = 2281  # zookeeper_secure_client_port: the scenario runs ZooKeeper over TLS only
+ZK_TLS = "/etc/zookeeper/tls"  # the zookeeper role's CA and server key + certificate
+PG_HA_ZK_TLS = "/etc/pg_ha/zookeeper-tls"  # the pg_ha role's copy of the CA and client certificate
+
+
 def four_letter(host, address, word):
-    """A four-letter word (srvr, ruok, ...) sent from `host` to ZooKeeper at address:2181."""
+    """A four-letter word (srvr, ruok, ...) sent from `host` to ZooKeeper at address:2281,
+    over TLS with the host's server certificate as the client's (the server's name checked)."""
     script = (
-        "import socket,sys\n"
-        f"s=socket.create_connection(('{address}',2181),timeout=3)\n"
+        "import socket,ssl,sys\n"
+        f"c=ssl.create_default_context(cafile='{ZK_TLS}/ca.crt'); c.load_cert_chain('{ZK_TLS}/server.pem')\n"
+        f"s=c.wrap_socket(socket.create_connection(('{address}',{ZK_PORT}),timeout=3),server_hostname='{address}')\n"
         f"s.sendall(b'{word}')\n"
         "out=b''\n"
         "while True:\n"
@@ -41,6 +49,19 @@ def four_letter(host, address, word):
         "sys.stdout.write(out.decode())\n"
     )
     return host.check_output("python3 -c %s", script)
+
+
+def kazoo_script(body, cert=f"{PG_HA_ZK_TLS}/client.crt", key=f"{PG_HA_ZK_TLS}/client.key"):
+    """Python for a host: a kazoo client `zk` over TLS to the local server (the members'
+    certificate by default), then `body`."""
+    return (
+        "import json\n"
+        "from kazoo.client import KazooClient\n"
+        f"zk=KazooClient('127.0.0.1:{ZK_PORT}',timeout=10,use_ssl=True,ca='{ZK_TLS}/ca.crt',"
+        f"certfile='{cert}',keyfile='{key}'); zk.start(15)\n"
+        f"{body}\n"
+        "zk.stop(); zk.close()\n"
+    )
 
 
 def zk_mode(host, address):

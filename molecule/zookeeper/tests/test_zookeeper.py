@@ -10,8 +10,12 @@ import pytest
 from conftest import (
     HOSTS,
     NOFAILOVER,
+    PG_HA_ZK_TLS,
+    ZK_PORT,
+    ZK_TLS,
     api_get,
     four_letter,
+    kazoo_script,
     leader_of,
     members,
     pg_ha_config,
@@ -47,16 +51,41 @@ def test_zookeeper_runs_under_its_unit_as_zookeeper(nodes, name):
     assert "QuorumPeerMain" in node.check_output("cat /proc/%s/cmdline | tr '\\0' ' '", pid)
     # myid is the host's position in the group zookeeper
     assert node.file("/var/lib/zookeeper/myid").content_string.strip() == str(sorted(HOSTS).index(name) + 1)
-    cfg = node.file("/etc/zookeeper/conf/zoo.cfg").content_string
+    cfg = node.file("/etc/zookeeper/conf/zoo.cfg").content_string.splitlines()
     for i, address in enumerate(HOSTS[n] for n in sorted(HOSTS)):
-        assert f"server.{i + 1}={address}:2888:3888" in cfg.splitlines()
+        assert f"server.{i + 1}={address}:2888:3888" in cfg
+    for line in (f"secureClientPort={ZK_PORT}", "ssl.clientAuth=need", "sslQuorum=true",
+                 "X509AuthenticationProvider.superUser=CN=zookeeper-superuser"):
+        assert line in cfg
+    assert not [line for line in cfg if line.startswith("clientPort=")]
+    pem = node.file(f"{ZK_TLS}/server.pem")
+    assert (pem.user, pem.mode) == ("zookeeper", 0o600)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_zookeeper_serves_only_tls_clients_with_a_certificate(host, name):
+    """No plain client port; a TLS client without a certificate is refused the handshake."""
+    address = HOSTS[name]
+    plain = host.run("python3 -c %s", f"import socket; socket.create_connection(('{address}', 2181), timeout=3)")
+    assert plain.rc != 0 and "refused" in plain.stderr.lower(), plain.stderr
+    no_cert = host.run("python3 -c %s", (
+        "import socket,ssl\n"
+        f"c=ssl.create_default_context(cafile='{ZK_TLS}/ca.crt')\n"
+        f"s=c.wrap_socket(socket.create_connection(('{address}',{ZK_PORT}),timeout=3),server_hostname='{address}')\n"
+        "s.sendall(b'ruok'); assert s.recv(10) == b'imok'\n"))
+    assert no_cert.rc != 0, "a TLS client without a certificate was served"
 
 
 def test_config_names_zookeeper_as_the_dcs(host):
     config = pg_ha_config(host)
-    assert config["zookeeper"]["hosts"] == [f"{HOSTS[n]}:2181" for n in sorted(HOSTS)]
+    assert config["zookeeper"] == {
+        "hosts": [f"{HOSTS[n]}:{ZK_PORT}" for n in sorted(HOSTS)], "use_ssl": True,
+        "cacert": f"{PG_HA_ZK_TLS}/ca.crt", "cert": f"{PG_HA_ZK_TLS}/client.crt", "key": f"{PG_HA_ZK_TLS}/client.key",
+        "set_acls": {"CN=pg_ha": ["ALL"]}}
     assert "etcd3" not in config and "etcd" not in config
     assert host.package("python3-kazoo").is_installed
+    key = host.file(f"{PG_HA_ZK_TLS}/client.key")
+    assert (key.user, key.mode) == ("postgres", 0o600)
 
 
 def test_one_leader_two_streaming_replicas(host):
@@ -67,21 +96,29 @@ def test_one_leader_two_streaming_replicas(host):
 
 def test_leader_and_members_are_ephemeral_znodes(host):
     """Patroni's layout: /service/molecule/leader holds the leader's name, in its session."""
-    script = (
-        "import json\n"
-        "from kazoo.client import KazooClient\n"
-        "zk=KazooClient('127.0.0.1:2181',timeout=10); zk.start(15)\n"
+    script = kazoo_script(
         "data,stat=zk.get('/service/molecule/leader')\n"
         "names=zk.get_children('/service/molecule/members')\n"
         "members={m: zk.get('/service/molecule/members/'+m)[1].ephemeralOwner for m in names}\n"
-        "print(json.dumps({'leader': data.decode(), 'owner': stat.ephemeralOwner, 'members': members}))\n"
-        "zk.stop(); zk.close()\n"
-    )
+        "acl=[[a.id.scheme, a.id.id, a.acl_list] for a in zk.get_acls('/service/molecule/leader')[0]]\n"
+        "print(json.dumps({'leader': data.decode(), 'owner': stat.ephemeralOwner, 'members': members, 'acl': acl}))")
     got = json.loads(host.check_output("python3 -c %s", script))
     assert got["leader"] == leader_of(host)
     assert got["owner"] != 0
     assert sorted(got["members"]) == sorted(HOSTS)
     assert all(owner != 0 for owner in got["members"].values())
+    # set_acls: the members' principal alone
+    assert got["acl"] == [["x509", "CN=pg_ha", ["ALL"]]]
+
+
+def test_another_certificate_of_the_ca_is_refused_the_clusters_znodes(host):
+    """The server's own certificate (subject CN=node1, not the members' principal) connects
+    but may not read the leader key."""
+    script = kazoo_script("from kazoo.exceptions import NoAuthError\n"
+                          "try:\n    zk.get('/service/molecule/leader'); print('read')\n"
+                          "except NoAuthError:\n    print('refused')",
+                          cert=f"{ZK_TLS}/server.pem", key=f"{ZK_TLS}/server.pem")
+    assert host.check_output("python3 -c %s", script) == "refused"
 
 
 @pytest.mark.parametrize("user", ["root", "postgres"])

@@ -2,17 +2,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wait until the local ZooKeeper server serves: `srvr` names its mode (leader, follower or
 standalone), which it does only as a member of a working quorum. Prints the mode; exits 1 with
-the last answer after --timeout seconds. Stdlib only (the unit's ExecStartPost and the role)."""
+the last answer after --timeout seconds. Stdlib only (the unit's ExecStartPost and the role).
+With --cafile and --certfile (a PEM file with the key and the certificate) it asks over TLS, as
+a server with zookeeper_tls_enabled answers only there; the server's certificate is checked
+against the CA, not its name (this asks the local server by its loopback address)."""
 import argparse
 import socket
+import ssl
 import sys
 import time
 
 SERVING = ("leader", "follower", "standalone")
 
 
-def four_letter(host, port, word, timeout):
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def four_letter(host, port, word, timeout, tls=None):
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw) if tls else raw
         sock.sendall(word.encode())
         chunks = []
         while True:
@@ -35,12 +40,20 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2181)
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--cafile", help="CA of the server's certificate: ask over TLS")
+    parser.add_argument("--certfile", help="client key and certificate (PEM) for --cafile")
     args = parser.parse_args()
+    tls = None
+    if args.cafile:
+        tls = ssl.create_default_context(cafile=args.cafile)
+        tls.check_hostname = False
+        if args.certfile:
+            tls.load_cert_chain(args.certfile)
     deadline = time.monotonic() + args.timeout
     last = "no answer"
     while True:
         try:
-            answer = four_letter(args.host, args.port, "srvr", 2)
+            answer = four_letter(args.host, args.port, "srvr", 2, tls)
             mode = mode_of(answer)
             if mode in SERVING:
                 print(mode)
