@@ -5,13 +5,18 @@
 http.server (with html, html.entities, mimetypes, email.utils) is a good part of the
 daemon's resident memory, and its per-request parsing goes through email.parser. This
 is what the REST API needs of it: requests one after the other on a connection
-(keep-alive), heads parsed by wire.py, one write per answer, one-line error answers."""
+(keep-alive), heads parsed by wire.py, one write per answer, one-line error answers.
+A request must arrive whole (head and body) within limits.REQUEST_DEADLINE of its first
+byte, else 408 and the connection closes."""
 from __future__ import annotations
 
+import io
 import logging
 import socketserver
+import time
 from http import HTTPStatus
 
+from .limits import REQUEST_DEADLINE, DeadlineReader
 from .wire import HeadError, Headers, http_date, parse_request_line, read_headers, render
 
 logger = logging.getLogger(__name__)
@@ -32,6 +37,16 @@ class HttpHandler(socketserver.StreamRequestHandler):
     path = ""
     request_version = "HTTP/1.0"
     headers = Headers([])
+    expect_continue = False
+
+    def setup(self) -> None:
+        super().setup()
+        self.reader = DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def waiting_for_request(self) -> None:
+        """Hook: the connection waits for (or receives) its next request: until the request
+        is whole it may be closed for another connection."""
 
     def handle(self) -> None:
         self.close_connection = True
@@ -41,11 +56,20 @@ class HttpHandler(socketserver.StreamRequestHandler):
 
     def handle_one_request(self) -> None:
         self.close_connection = True
+        self.reader.deadline = None
+        self.waiting_for_request()
+        try:
+            if not self.rfile.peek(1):
+                return  # the client closed
+        except (TimeoutError, OSError, ValueError):
+            return  # idle keep-alive connection, the client went away, or closed for another
+        self.reader.deadline = time.monotonic() + REQUEST_DEADLINE
         try:
             raw = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        except (TimeoutError, ConnectionError):
-            return  # idle keep-alive connection, or the client went away
-        if not raw:
+        except TimeoutError:
+            self.send_error(408, f"request line not received within {REQUEST_DEADLINE:g} s")
+            return
+        except (OSError, ValueError):
             return
         if len(raw) > MAX_REQUEST_LINE:
             self.send_error(414, "Request line too long")
@@ -58,6 +82,11 @@ class HttpHandler(socketserver.StreamRequestHandler):
         except HeadError as exc:
             self.send_error(exc.code, exc.message)
             return
+        except TimeoutError:
+            self.send_error(408, f"request head not received within {REQUEST_DEADLINE:g} s")
+            return
+        except (OSError, ValueError):
+            return
         self.close_connection = version < (1, 1)
         connection = (self.headers.get("Connection") or "").lower()
         if connection == "close":
@@ -67,9 +96,15 @@ class HttpHandler(socketserver.StreamRequestHandler):
         if self.command not in METHODS:
             self.send_error(501, f"Unsupported method ({self.command!r})")
             return
-        if (self.headers.get("Expect") or "").lower() == "100-continue" and version >= (1, 1):
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # answered when the body is read (send_continue), so only after the access check
+        self.expect_continue = (self.headers.get("Expect") or "").lower() == "100-continue" and version >= (1, 1)
         self.handle_request()
+
+    def send_continue(self) -> None:
+        """100 Continue, once, to a client that waits for it before it sends the body."""
+        if self.expect_continue:
+            self.expect_continue = False
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def handle_request(self) -> None:
         raise NotImplementedError
@@ -87,6 +122,7 @@ class HttpHandler(socketserver.StreamRequestHandler):
         if self.close_connection:
             everything.append(("Connection", "close"))
         try:
+            self.connection.settimeout(self.timeout)  # reads may have left the deadline's rest
             self.wfile.write(render(code, REASONS.get(code, ""), everything, b"" if head_only else payload))
         except OSError:  # the client went away
             self.close_connection = True

@@ -27,6 +27,7 @@ from .access import REALM, address_allowed, build_allowlist, check_basic_auth, m
 from .backend import ApiBackend
 from .handlers import dispatch
 from .inline import PEEK_BYTES, answer_inline
+from .limits import REQUEST_DEADLINE, ConnectionTable
 from .messages import ApiError, Request, Response
 from .protocol import HttpHandler
 from .routes import UNSAFE_METHODS, allowed_methods, normalize_path, resolve
@@ -78,14 +79,17 @@ _PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
 class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's backlog is 5: a burst of connections (many load balancers' checks at
+    # once, or a client holding many) overflowed it and each connection beyond it waited for
+    # the kernel's SYN retry, 1 s (measured: 1,000 connections one after the other took 150 s)
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, family: socket.AddressFamily, address: tuple[str, int],
                  api: RestApiServer, context: ssl.SSLContext | None) -> None:
         self.address_family = family
         self.api = api
         self.ssl_context = context
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
+        self.connections = ConnectionTable()
         self._init_workers()
         self._wake_r, self._wake_w = socket.socketpair()
         super().__init__(address, _Handler)
@@ -107,8 +111,12 @@ class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
                 try:
                     if self._one_shot_check(request):
                         self.process_request_thread(request, client_address)  # answers and closes
-                    else:
+                    elif self.connections.admit(request):
                         self.process_request(request, client_address)
+                    else:  # every one of MAX_CONNECTIONS is busy with a request
+                        logger.warning("REST API: refused a connection from %s: %d connections busy",
+                                       client_address[0], self.connections.cap)
+                        self.shutdown_request(request)
                 except Exception:  # noqa: BLE001 - as socketserver: log, drop the connection, go on
                     self.handle_error(request, client_address)
                     self.shutdown_request(request)
@@ -156,8 +164,6 @@ class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
         return sock, address
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
         try:
             if isinstance(request, ssl.SSLSocket):
                 try:
@@ -169,20 +175,13 @@ class _HttpServer(ReusedThreadsMixIn, socketserver.ThreadingTCPServer):
                     return
             super().process_request_thread(request, client_address)
         finally:
-            with self.connections_lock:
-                self.connections.discard(request)
+            self.connections.discard(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("REST API: connection from %s ended with an error", client_address[0], exc_info=True)
 
     def close_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.connections.close_all()
 
 
 class _Handler(HttpHandler):
@@ -192,6 +191,12 @@ class _Handler(HttpHandler):
 
     def handle_request(self) -> None:
         self._handle()
+
+    def waiting_for_request(self) -> None:
+        self.server.connections.waiting(self.request)
+
+    def _has_body(self) -> bool:
+        return bool(self.headers.get("Transfer-Encoding")) or (self.headers.get("Content-Length") or "0").strip() != "0"
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding"):
@@ -210,19 +215,34 @@ class _Handler(HttpHandler):
         if length > MAX_BODY:
             self.close_connection = True
             raise ApiError(413, f"request body larger than {MAX_BODY} bytes")
-        return self.rfile.read(length)
+        self.send_continue()
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise ApiError(408, f"request body not received within {REQUEST_DEADLINE:g} s") from None
+        if len(raw) < length:
+            self.close_connection = True
+            raise ApiError(400, f"request body ended after {len(raw)} of {length} bytes")
+        return raw
 
     def _respond(self, method: str, path: str, query: dict[str, str]) -> Response:
-        raw = self._read_body()
         route = resolve(method, path)
+        response = None
         if route == 404:
-            return Response(404, f"unknown path: {path}")
-        if route == 405:
+            response = Response(404, f"unknown path: {path}")
+        elif route == 405:
             allowed = ", ".join(allowed_methods(path))
-            return Response(405, f"method {method} is not allowed on {path}", headers={"Allow": allowed})
-        denied = self.server.api.access_denied(self) if method in UNSAFE_METHODS else None
-        if denied is not None:
-            return denied
+            response = Response(405, f"method {method} is not allowed on {path}", headers={"Allow": allowed})
+        elif method in UNSAFE_METHODS:
+            # a body is read only from a client allowed to send it
+            response = self.server.api.access_denied(self)
+        if response is not None:
+            if self._has_body():
+                self.close_connection = True  # the unread body must not be taken for a request
+            return response
+        raw = self._read_body()
+        self.server.connections.busy(self.request)  # whole: no longer closed for another
         body = None
         if raw.strip() and method in UNSAFE_METHODS:
             try:
