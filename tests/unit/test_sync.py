@@ -121,7 +121,8 @@ def test_the_sync_key_lists_standbys_sorted_as_patroni() -> None:
 
     written: list[str] = []
     dcs = SimpleNamespace(set_sync_state_value=lambda value, version: written.append(value) or True)
-    executor = SimpleNamespace(sync_names=("pg2", "pg1"), set_sync_names=lambda names: None)
+    executor = SimpleNamespace(sync_names=("pg2", "pg1"), set_sync_names=lambda names: None,
+                               confirmed_replication=lambda cluster, rows, column: rows)
     config = SimpleNamespace(name="pg0", dynamic=DynamicSettings(synchronous_mode=True, synchronous_node_count=2),
                              postgresql=SimpleNamespace(parameters={}))
     rows = [row("pg2", sync_state="sync", flush=200), row("pg1", sync_state="sync", flush=100)]
@@ -129,3 +130,55 @@ def test_the_sync_key_lists_standbys_sorted_as_patroni() -> None:
     duties = LeaderHousekeeping(dcs, None, executor, None)  # type: ignore[arg-type]
     duties._manage_sync(config, cluster(SyncState(1, "pg0", ())), state)  # type: ignore[arg-type]
     assert written == ['{"leader":"pg0","quorum":0,"sync_standby":"pg1,pg2"}']
+
+
+def test_a_newly_listed_standby_is_ready_only_at_the_barrier() -> None:
+    from pg_ha.core.sync import ready_standbys, unready_as_potential
+
+    rows = [row("pg1", sync_state="sync", flush=900), row("pg2", sync_state="potential", flush=2000)]
+    assert ready_standbys(rows, ("pg1", "pg2"), 1000, "flush_lsn", (), ()) == frozenset()
+    assert [r["sync_state"] for r in unready_as_potential(rows, ())] == ["potential", "potential"]
+    caught_up = [row("pg1", sync_state="sync", flush=1000)]
+    assert ready_standbys(caught_up, ("pg1",), 1000, "flush_lsn", (), ()) == {"pg1"}
+    # the sync key's standby stays confirmed; ready ones stay ready while listed, not once dropped
+    assert ready_standbys(rows, ("pg1",), 1000, "flush_lsn", ("pg1",), ()) == {"pg1"}
+    assert ready_standbys([], ("pg1",), 1000, "flush_lsn", (), ("pg1", "pg2")) == {"pg1"}
+    assert ready_standbys(caught_up, ("*",), 0, "flush_lsn", (), ()) == frozenset()
+
+
+def test_the_planner_keeps_a_lagging_replacement_out_of_the_key() -> None:
+    """pg1 (in the key) is gone; pg2 replaced it in synchronous_standby_names and PostgreSQL
+    calls it sync at once, but it has not reached the flush position of the change: the key
+    names nobody until it has (commits pg1 acknowledged may be missing on pg2)."""
+    from pg_ha.node.sync_control import SyncControl
+
+    from tests.fakes import make_config
+
+    class Pg:
+        lsn = 5000
+
+        def update_settings(self, settings: object) -> None:
+            pass
+
+        def sync_barrier_lsn(self) -> int:
+            return self.lsn
+
+    control = SyncControl()
+    control.config = make_config("pg0")
+    control.pg = Pg()  # type: ignore[assignment]
+    control.set_sync_names(("pg2",))
+    assert control.sync_barrier_lsn == 5000
+    mine = cluster(SyncState(1, "pg0", ()))
+    lagging = control.confirmed_replication(mine, [row("pg2", sync_state="sync", flush=4000)], "flush_lsn")
+    step = plan(mine, "pg0", lagging, ("pg2",), 1, strict=False)
+    assert step.key_standbys == ()
+    there = control.confirmed_replication(mine, [row("pg2", sync_state="sync", flush=5000)], "flush_lsn")
+    step = plan(mine, "pg0", there, ("pg2",), 1, strict=False)
+    assert step.key_standbys == ("pg2",)
+    # listed again later (a change that keeps it): no new wait for a standby already ready
+    control.pg.lsn = 9000  # type: ignore[attr-defined]
+    control.set_sync_names(("pg2", "pg1"))
+    again = control.confirmed_replication(cluster(SyncState(2, "pg0", ("pg2",))),
+                                          [row("pg2", sync_state="sync", flush=6000),
+                                           row("pg1", sync_state="potential", flush=6000)], "flush_lsn")
+    assert [r["sync_state"] for r in again] == ["sync", "potential"]

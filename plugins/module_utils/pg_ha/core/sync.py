@@ -7,10 +7,17 @@ The invariant (Patroni's): every member the `sync` key names has every commit th
 leader acknowledged, so it may be promoted. Hence a standby is added to PostgreSQL's
 synchronous_standby_names first and to the key only once PostgreSQL reports it
 synchronous; it is removed from the key first and from PostgreSQL afterwards.
+
+"PostgreSQL reports it synchronous" is not enough on its own: pg_stat_replication says
+`sync` for a listed standby as soon as it streams, caught up or not, while commits
+acknowledged before the change (by the standby it replaces) may not be on it yet. As in
+Patroni, a standby newly listed counts as confirmed only once its position (the column
+synchronous_commit waits on) reached the primary's flush LSN of the moment the list
+changed (the barrier, `ready_standbys`); one already in the sync key stays confirmed.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +92,28 @@ def candidates(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any
     eligible = [m.name for m in cluster.members if m.name in streaming]
     eligible.sort(key=lambda n: (-members[n], n not in current, -streaming[n], n))
     return tuple(eligible[:max(count, 0)])
+
+
+def ready_standbys(replication: Sequence[Mapping[str, Any]], standby_names: Sequence[str], barrier_lsn: int,
+                   column: str, in_key: Iterable[str], ready: Iterable[str]) -> frozenset[str]:
+    """The listed standbys that passed the barrier: those in the sync key, those already
+    ready (while they stay listed), and those reported `sync` at or past `barrier_lsn`."""
+    listed = set(standby_names) - set(BLOCK_ALL)
+    result = (set(ready) | set(in_key)) & listed
+    for row in replication:
+        name = row.get("application_name")
+        if name in listed and row.get("sync_state") in ("sync", "quorum") \
+                and int(row.get(column) or 0) >= barrier_lsn:
+            result.add(str(name))
+    return frozenset(result)
+
+
+def unready_as_potential(replication: Sequence[Mapping[str, Any]], ready: Iterable[str]) -> list[Mapping[str, Any]]:
+    """The rows as plan() should see them: a standby that has not passed the barrier is
+    only `potential`, whatever PostgreSQL reports."""
+    ok = set(ready)
+    return [row if row.get("sync_state") not in ("sync", "quorum") or row.get("application_name") in ok
+            else {**row, "sync_state": "potential"} for row in replication]
 
 
 def plan(cluster: Cluster, me: str, replication: Sequence[Mapping[str, Any]], current_names: Sequence[str],

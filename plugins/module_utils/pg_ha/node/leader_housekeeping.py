@@ -113,7 +113,8 @@ class LeaderHousekeeping:
         limit = sync_mod.LagLimit(dyn.maximum_lag_on_syncnode,
                                   sync_mod.lsn_column(config.postgresql.parameters.get("synchronous_commit")),
                                   state.wal_lsn or 0)
-        step = sync_mod.plan(cluster, me, state.replication or [], self._executor.sync_names or (),
+        rows = self._executor.confirmed_replication(cluster, list(state.replication or []), limit.column)
+        step = sync_mod.plan(cluster, me, rows, self._executor.sync_names or (),
                              dyn.synchronous_node_count, dyn.synchronous_mode_strict, limit)
         if step.write_key:  # names sorted, as Patroni writes them
             value = json.dumps(sync_mod.sync_key_value(me, step.key_standbys), separators=(",", ":"))

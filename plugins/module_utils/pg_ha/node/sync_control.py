@@ -11,9 +11,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..core import quorum
+from ..core import sync as sync_mod
 from ..core.model import Cluster
 from ..core.sync import BLOCK_ALL, standby_names_value, sync_key_value
 from ..dcs.base import AbstractDCS
+from ..postgresql.lsn import format_lsn
 
 if TYPE_CHECKING:
     from ..config.settings import Config
@@ -30,6 +32,10 @@ class SyncControl:
     def __init__(self) -> None:
         self.sync_names: tuple[str, ...] | None = None  # managed synchronous_standby_names, None = not ours
         self.sync_commit: quorum.Commit | None = None  # quorum commit: ANY n (...) in force, else None
+        # the barrier of the last change of the names (core/sync.py ready_standbys)
+        self.sync_barrier_lsn = 0
+        self.sync_ready: frozenset[str] = frozenset()
+        self._barrier_logged: set[str] = set()
 
     def effective_pg_settings(self) -> Any:
         settings = self.config.postgresql
@@ -47,6 +53,38 @@ class SyncControl:
         self.sync_names = names
         self.sync_commit = None
         self.pg.update_settings(self.effective_pg_settings())
+        self._new_barrier(names or ())
+
+    def _new_barrier(self, names: tuple[str, ...]) -> None:
+        """The list changed (and the reload took effect): standbys newly listed must reach
+        the primary's flush position of now before they count as synchronous."""
+        self.sync_ready = self.sync_ready & set(names)
+        self._barrier_logged.clear()
+        if not set(names) - set(BLOCK_ALL) - self.sync_ready:
+            return
+        try:
+            self.sync_barrier_lsn = self.pg.sync_barrier_lsn()
+        except Exception as exc:  # noqa: BLE001 - no barrier known: nobody new counts until one is
+            logger.warning("could not read the flush position for the synchronous standbys: %s", exc)
+            self.sync_barrier_lsn = 0xFFFFFFFFFFFFFFFF
+
+    def confirmed_replication(self, cluster: Cluster, replication: list[Any], column: str) -> list[Any]:
+        """pg_stat_replication as the sync planner may trust it: a newly listed standby that
+        has not reached the barrier is only `potential` (logged once per standby and change)."""
+        names = self.sync_names or ()
+        sync = cluster.sync
+        in_key = sync.sync_standby if sync is not None and sync.leader == self.config.name else ()
+        self.sync_ready = sync_mod.ready_standbys(replication, names, self.sync_barrier_lsn, column, in_key,
+                                                  self.sync_ready)
+        rows = sync_mod.unready_as_potential(replication, self.sync_ready)
+        for row, seen in zip(rows, replication, strict=True):
+            name = str(seen.get("application_name"))
+            if row is not seen and name not in self._barrier_logged:
+                self._barrier_logged.add(name)
+                logger.info("%s is listed as synchronous but has not reached the flush position %s of the change"
+                            " yet (at %s): not named synchronous until it has", name,
+                            format_lsn(self.sync_barrier_lsn), format_lsn(int(seen.get(column) or 0)))
+        return rows
 
     def set_sync_commit(self, commit: quorum.Commit) -> None:
         """Quorum commit: make PostgreSQL wait for ANY n of these standbys."""

@@ -343,6 +343,18 @@ class Postgresql:
         except Exception as exc:  # noqa: BLE001 - a health check must never raise
             return LocalState(running=self.ctl.is_running(), error=repr(exc))
 
+    def sync_barrier_lsn(self) -> int:
+        """The primary's WAL flush position now (the barrier a newly listed synchronous
+        standby must reach, core/sync.py), then one WAL record that waits for no standby
+        (synchronous_commit off) so that an idle standby reports a position past it.
+        Raises psycopg2.Error."""
+        from .lsn import parse_lsn
+
+        rows = self.db.query("SELECT pg_catalog.pg_current_wal_flush_lsn()::text")
+        self.db.query("DO $$BEGIN SET LOCAL synchronous_commit = 'off'; "
+                      "PERFORM pg_catalog.txid_current(); END$$")
+        return parse_lsn(str(rows[0][0]))
+
     def close_probe(self) -> None:
         """Close the REST API's own connection (no longer needed once the HA loop published)."""
         self.api_db.close()
