@@ -233,3 +233,39 @@ def test_etcd_v2_backend_frozen_primary_stays_read_write() -> None:
                  == leader.name, 60, "the leader key (v2) held by the same member")
         for sample in observe(c, 7):
             assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
+
+
+def test_zookeeper_frozen_primary_stays_read_write() -> None:
+    """(a) once more on ZooKeeper (kazoo backend): the leader's session cannot be kept while
+    ZooKeeper is frozen past the ttl; the primary stays read-write, no replica promotes, and
+    once ZooKeeper answers again (and expires the old session) the same member holds the
+    leader znode and stays the only primary."""
+    from tests.harness.zookeeper import ZooKeeperServer, znodes
+
+    def leader_znode(zk: ZooKeeperServer) -> str | None:
+        entry = znodes(zk, f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader")
+        return entry[0] if entry else None
+
+    with (ZooKeeperServer(name="failsafe-zk") as zk,
+          running_cluster(zk, SCOPE, dcs_kind="zookeeper", dynamic={"failsafe_mode": True}) as c):  # type: ignore[arg-type]
+        leader = c.wait_healthy(180)
+        wait_for(lambda: len(json.loads((znodes(zk, f"/service/{SCOPE}/").get(f"/service/{SCOPE}/failsafe")
+                                         or ("{}",))[0])) == 3, 60, "the failsafe znode")
+        replicas = [m for m in c.members if m is not leader]
+        before = len(leader.log())
+        zk.pause()
+        try:
+            samples = observe(c, TTL + 5)
+            write(leader, "zk: written during the outage")
+        finally:
+            zk.resume()
+        assert CONTINUE in leader.log()[before:]
+        for sample in samples:
+            assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
+        wait_for(lambda: leader_znode(zk) == leader.name, 60, "the leader znode held by the same member")
+        for sample in observe(c, 7):
+            assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
+        assert not any("promoted self to leader" in r.log()[before:] for r in replicas)
+        for r in replicas:
+            wait_for(lambda r=r: r.sql("SELECT count(*) FROM failsafe_probe WHERE v LIKE %s", ("zk:%",))[0][0] == 1,
+                     60, f"the write made during the outage to reach {r.name}")
