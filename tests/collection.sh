@@ -6,7 +6,7 @@
 # with Ansible and molecule, the podman images). Settings stay project-local: the machine's
 # /etc is not changed. Exits non-zero when any part fails.
 #   tests/collection.sh                 everything
-#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, default, operations, failover, zookeeper)
+#   tests/collection.sh sanity lint     only some parts (setup, sanity, lint, build, default, operations, failover, zookeeper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH=$STATE/collections
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export MOLECULE_NO_LOG=false
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(sanity lint default operations failover zookeeper)
+[ ${#parts[@]} -gt 0 ] || parts=(sanity lint build default operations failover zookeeper)
 
 declare -a results=()
 failed=0
@@ -124,6 +124,7 @@ for part in "${parts[@]}"; do
     setup) ;;
     sanity) run sanity sanity ;;
     lint) run lint lint ;;
+    build) run build bash tests/collection_build.sh ;;
     default|operations|failover|zookeeper) run "molecule:$part" scenario "$part" ;;
     *) echo "unknown part: $part" >&2; exit 64 ;;
   esac
