@@ -19,6 +19,7 @@ from tests.harness.cluster import Member, TestCluster, running_cluster
 from tests.harness.common import wait_for
 from tests.harness.etcd import EtcdServer, v3_keys, v3_lease_ttl
 from tests.harness.etcd import keys as etcd_keys
+from tests.harness.zookeeper import ZooKeeperServer, znodes
 
 pytestmark = pytest.mark.integration
 SCOPE = "failsafe"
@@ -210,6 +211,32 @@ def test_failsafe_off_etcd_frozen_primary_demotes(cluster: TestCluster, etcd: Et
     assert cluster.members[0].api("/config", "PATCH", {"failsafe_mode": True})[0] == 200
 
 
+def assert_frozen_dcs_outage_survived(c: TestCluster, leader: Member, pause: Callable[[], None],
+                                      resume: Callable[[], None], key_holder: Callable[[], str | None],
+                                      tag: str) -> None:
+    """The other backends' run of (a): the DCS frozen past the ttl; the primary stays
+    read-write and no replica promotes; afterwards the same member holds the leader key and
+    stays the only primary, and the outage's write reaches the replicas."""
+    replicas = [m for m in c.members if m is not leader]
+    before = len(leader.log())
+    pause()
+    try:
+        samples = observe(c, TTL + 5)
+        write(leader, f"{tag}: written during the outage")
+    finally:
+        resume()
+    assert CONTINUE in leader.log()[before:]
+    for sample in samples:
+        assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
+    wait_for(lambda: key_holder() == leader.name, 60, f"the leader key ({tag}) held by the same member")
+    for sample in observe(c, 7):
+        assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
+    assert not any("promoted self to leader" in r.log()[before:] for r in replicas)
+    for r in replicas:
+        wait_for(lambda r=r: r.sql("SELECT count(*) FROM failsafe_probe WHERE v LIKE %s", (f"{tag}:%",))[0][0] == 1,
+                 60, f"the write made during the outage to reach {r.name}")
+
+
 def test_etcd_v2_backend_frozen_primary_stays_read_write() -> None:
     """(a) once more on the etcd v2 API (python-etcd backend): same outcome."""
     with (EtcdServer(name="failsafe-v2") as etcd2,
@@ -218,31 +245,16 @@ def test_etcd_v2_backend_frozen_primary_stays_read_write() -> None:
         wait_for(lambda: len(json.loads(etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/")
                                         .get(f"/service/{SCOPE}/failsafe") or "{}")) == 3,
                  60, "the failsafe key (v2)")
-        replicas = [m for m in c.members if m is not leader]
-        before = len(leader.log())
-        etcd2.pause()
-        try:
-            samples = observe(c, TTL + 5)
-            write(leader, "v2: written during the outage")
-        finally:
-            etcd2.resume()
-        assert CONTINUE in leader.log()[before:]
-        for sample in samples:
-            assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
-        wait_for(lambda: etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader")
-                 == leader.name, 60, "the leader key (v2) held by the same member")
-        for sample in observe(c, 7):
-            assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
+        assert_frozen_dcs_outage_survived(
+            c, leader, etcd2.pause, etcd2.resume,
+            lambda: etcd_keys(etcd2, "etcd", f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader"), "v2")
 
 
 def test_zookeeper_frozen_primary_stays_read_write() -> None:
     """(a) once more on ZooKeeper (kazoo backend): the leader's session cannot be kept while
-    ZooKeeper is frozen past the ttl; the primary stays read-write, no replica promotes, and
-    once ZooKeeper answers again (and expires the old session) the same member holds the
-    leader znode and stays the only primary."""
-    from tests.harness.zookeeper import ZooKeeperServer, znodes
-
-    def leader_znode(zk: ZooKeeperServer) -> str | None:
+    ZooKeeper is frozen past the ttl; once ZooKeeper answers again (and expires the old
+    session) the same member holds the leader znode."""
+    def leader_znode() -> str | None:
         entry = znodes(zk, f"/service/{SCOPE}/").get(f"/service/{SCOPE}/leader")
         return entry[0] if entry else None
 
@@ -251,21 +263,4 @@ def test_zookeeper_frozen_primary_stays_read_write() -> None:
         leader = c.wait_healthy(180)
         wait_for(lambda: len(json.loads((znodes(zk, f"/service/{SCOPE}/").get(f"/service/{SCOPE}/failsafe")
                                          or ("{}",))[0])) == 3, 60, "the failsafe znode")
-        replicas = [m for m in c.members if m is not leader]
-        before = len(leader.log())
-        zk.pause()
-        try:
-            samples = observe(c, TTL + 5)
-            write(leader, "zk: written during the outage")
-        finally:
-            zk.resume()
-        assert CONTINUE in leader.log()[before:]
-        for sample in samples:
-            assert sample[leader.name] is False and all(sample[r.name] is not False for r in replicas), sample
-        wait_for(lambda: leader_znode(zk) == leader.name, 60, "the leader znode held by the same member")
-        for sample in observe(c, 7):
-            assert [n for n, rec in sample.items() if rec is False] == [leader.name], sample
-        assert not any("promoted self to leader" in r.log()[before:] for r in replicas)
-        for r in replicas:
-            wait_for(lambda r=r: r.sql("SELECT count(*) FROM failsafe_probe WHERE v LIKE %s", ("zk:%",))[0][0] == 1,
-                     60, f"the write made during the outage to reach {r.name}")
+        assert_frozen_dcs_outage_survived(c, leader, zk.pause, zk.resume, leader_znode, "zk")
