@@ -110,8 +110,7 @@ class PgHaClient:
 
     def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
         """Send one request; (status, decoded body). Raises PgHaClientError without an answer."""
-        code, decoded, headers = self.request_with_headers(method, path, body, timeout)
-        del headers  # the caller wants status and body only
+        code, decoded = self.request_with_headers(method, path, body, timeout)[:2]
         return code, decoded
 
     def request_with_headers(self, method: str, path: str, body: Any = None,
